@@ -1,0 +1,30 @@
+"""jgmm: Gaussian mixture models fitted by expectation–maximization in JAX."""
+
+from jgmm._criteria import aic, bic, n_parameters
+from jgmm._data import load_faithful
+from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
+from jgmm._fit import fit
+from jgmm._params import FitResult, GMMParams, Status
+from jgmm._predict import log_prob, predict, predict_proba, sample
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FitResult",
+    "GMMParams",
+    "Status",
+    "SuffStats",
+    "aic",
+    "bic",
+    "e_step",
+    "fit",
+    "load_faithful",
+    "log_prob",
+    "m_step",
+    "n_parameters",
+    "params_from_stats",
+    "predict",
+    "predict_proba",
+    "sample",
+    "suff_stats",
+]

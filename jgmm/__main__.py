@@ -1,0 +1,5 @@
+import sys
+
+from jgmm.cli import main
+
+sys.exit(main())

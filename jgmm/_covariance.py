@@ -1,0 +1,201 @@
+"""The four covariance families behind one interface.
+
+Each family is a ``Family`` of pure functions on arrays, with scikit-learn's
+precision-Cholesky shapes (P with Σ⁻¹ = P Pᵀ):
+
+  full (K, D, D)   tied (D, D)   diag (K, D)   spherical (K,)
+
+``second_moment(resp_w, Xc)`` accumulates the family's centred second-moment
+statistic from weighted responsibilities (N, K) and per-component centred data
+(N, K, D); ``from_moments(S, reg_covar)`` turns the (unregularised) covariance
+estimate S into P; ``log_det(P, D)`` gives log |P| = -½ log |Σ| per component;
+``log_gaussian`` gives log N(x_n | μ_k, Σ_k) as an (N, K) array without ever
+forming Σ or its inverse. Adding a family touches this module only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+
+class Family(NamedTuple):
+    """The functions that define one covariance family."""
+
+    log_det: Callable  # prec_chol, D -> (K,) or () log |P|
+    squared_mahalanobis: Callable  # X (N,D), means (K,D), prec_chol -> (N, K)
+    second_moment: Callable  # resp_w (N,K), Xc (N,K,D) -> sxx in stats shape
+    covariance_estimate: Callable  # sxx, nk (K,), d (K,D) -> S (unregularised)
+    from_moments: Callable  # covariance estimate, reg_covar -> prec_chol
+    covariances: Callable  # prec_chol -> Σ (sklearn covariances_ shape)
+    precisions: Callable  # prec_chol -> Σ⁻¹ (sklearn precisions_ shape)
+    prec_chol_from_covariances: Callable  # Σ -> prec_chol
+    variances: Callable  # prec_chol, data_cov (D,D) -> ((K, M) variances along M
+    #                      principal axes of each Σ_k, (K, M) the data's variance there)
+    colour: Callable  # z (n, D) ~ N(0, I), labels (n,), prec_chol -> (n, D) ~ N(0, Σ_label)
+    n_parameters: Callable  # K, D -> number of free covariance parameters
+
+
+def _eye_like(A):
+    return jnp.eye(A.shape[-1], dtype=A.dtype)
+
+
+def _chol_prec_from_cov(cov):
+    """P = L⁻ᵀ for Σ = L Lᵀ, by a triangular solve (no explicit inverse)."""
+    L = jnp.linalg.cholesky(cov)
+    eye = jnp.broadcast_to(_eye_like(cov), cov.shape)
+    return jnp.swapaxes(solve_triangular(L, eye, lower=True), -1, -2)
+
+
+def _cov_chol(P):
+    """Lower-triangular L = P⁻ᵀ with Σ = L Lᵀ."""
+    eye = jnp.broadcast_to(_eye_like(P), P.shape)
+    return jnp.swapaxes(solve_triangular(P, eye, lower=False), -1, -2)
+
+
+def _cov_from_chol_prec(P):
+    """Σ = P⁻ᵀ P⁻¹ from the upper-triangular P."""
+    L = _cov_chol(P)
+    return L @ jnp.swapaxes(L, -1, -2)
+
+
+def _add_to_diagonal(cov, value):
+    D = cov.shape[-1]
+    return cov + value * jnp.eye(D, dtype=cov.dtype)
+
+
+def _log_diag(P, D):
+    return jnp.sum(jnp.log(jnp.diagonal(P, axis1=-2, axis2=-1)), axis=-1)
+
+
+def _precision_eig_variances(P, data_cov):
+    """Variances 1/μ along the eigenvectors v of Λ = P Pᵀ, and vᵀ C v of the data.
+
+    The eigenvalues are taken of the precision, whose largest (the direction
+    of smallest variance) eigen-solvers get right to relative precision.
+    """
+    mu, V = jnp.linalg.eigh(P @ jnp.swapaxes(P, -1, -2))
+    data_var = jnp.einsum("...dm,de,...em->...m", V, data_cov, V)
+    return 1.0 / mu, data_var
+
+
+# ----------------------------------------------------------------------------- full
+
+
+def _full_sq_mahalanobis(X, means, P):
+    # One (N, D) x (D, K·D) product: y_nk = x_n P_k - μ_k P_k; never (N, K, D, D).
+    N, D = X.shape
+    K = means.shape[0]
+    P_all = jnp.transpose(P, (1, 0, 2)).reshape(D, K * D)
+    y = (X @ P_all).reshape(N, K, D) - jnp.einsum("kd,kde->ke", means, P)
+    return jnp.sum(y * y, axis=-1)
+
+
+FULL = Family(
+    log_det=_log_diag,
+    squared_mahalanobis=_full_sq_mahalanobis,
+    second_moment=lambda r, Xc: jnp.einsum("nk,nkd,nke->kde", r, Xc, Xc),
+    covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None, None] - d[:, :, None] * d[:, None, :],
+    from_moments=lambda S, reg: _chol_prec_from_cov(_add_to_diagonal(S, reg)),
+    covariances=_cov_from_chol_prec,
+    precisions=lambda P: P @ jnp.swapaxes(P, -1, -2),
+    prec_chol_from_covariances=_chol_prec_from_cov,
+    variances=_precision_eig_variances,
+    colour=lambda z, labels, P: jnp.take_along_axis(
+        jnp.einsum("nd,ked->nke", z, _cov_chol(P)), labels[:, None, None], axis=1
+    )[:, 0],
+    n_parameters=lambda K, D: K * D * (D + 1) // 2,
+)
+
+# ----------------------------------------------------------------------------- tied
+
+
+def _tied_sq_mahalanobis(X, means, P):
+    y = (X @ P)[:, None, :] - (means @ P)[None, :, :]
+    return jnp.sum(y * y, axis=-1)
+
+
+TIED = Family(
+    log_det=_log_diag,
+    squared_mahalanobis=_tied_sq_mahalanobis,
+    second_moment=lambda r, Xc: jnp.einsum("nk,nkd,nke->de", r, Xc, Xc),
+    covariance_estimate=lambda sxx, nk, d: (sxx - jnp.einsum("k,kd,ke->de", nk, d, d)) / jnp.sum(nk),
+    from_moments=FULL.from_moments,
+    covariances=_cov_from_chol_prec,
+    precisions=FULL.precisions,
+    prec_chol_from_covariances=_chol_prec_from_cov,
+    variances=lambda P, C: jax.tree.map(lambda a: a[None], _precision_eig_variances(P, C)),
+    colour=lambda z, labels, P: z @ _cov_chol(P).T,
+    n_parameters=lambda K, D: D * (D + 1) // 2,
+)
+
+# ----------------------------------------------------------------------------- diag
+
+
+def _diag_sq_mahalanobis(X, means, P):
+    y = (X[:, None, :] - means[None, :, :]) * P[None, :, :]
+    return jnp.sum(y * y, axis=-1)
+
+
+DIAG = Family(
+    log_det=lambda P, D: jnp.sum(jnp.log(P), axis=-1),
+    squared_mahalanobis=_diag_sq_mahalanobis,
+    second_moment=lambda r, Xc: jnp.einsum("nk,nkd->kd", r, Xc * Xc),
+    covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
+    from_moments=lambda S, reg: jax.lax.rsqrt(S + reg),
+    covariances=lambda P: 1.0 / (P * P),
+    precisions=lambda P: P * P,
+    prec_chol_from_covariances=jax.lax.rsqrt,
+    variances=lambda P, C: (1.0 / (P * P), jnp.broadcast_to(jnp.diagonal(C), P.shape)),
+    colour=lambda z, labels, P: z / P[labels],
+    n_parameters=lambda K, D: K * D,
+)
+
+# ------------------------------------------------------------------------ spherical
+
+
+def _spherical_sq_mahalanobis(X, means, P):
+    d = X[:, None, :] - means[None, :, :]
+    return jnp.sum(d * d, axis=-1) * (P * P)[None, :]
+
+
+SPHERICAL = Family(
+    log_det=lambda P, D: D * jnp.log(P),
+    squared_mahalanobis=_spherical_sq_mahalanobis,
+    second_moment=DIAG.second_moment,
+    covariance_estimate=DIAG.covariance_estimate,
+    from_moments=lambda S, reg: jax.lax.rsqrt(jnp.mean(S, axis=-1) + reg),
+    covariances=DIAG.covariances,
+    precisions=DIAG.precisions,
+    prec_chol_from_covariances=jax.lax.rsqrt,
+    variances=lambda P, C: (
+        1.0 / (P * P)[:, None],
+        jnp.broadcast_to(jnp.trace(C) / C.shape[-1], P.shape)[:, None],
+    ),
+    colour=lambda z, labels, P: z / P[labels][:, None],
+    n_parameters=lambda K, D: K,
+)
+
+FAMILIES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
+
+
+def log_gaussian(X: jax.Array, means: jax.Array, prec_chol: jax.Array, covariance_type: str):
+    """log N(x_n | μ_k, Σ_k) for all n, k.
+
+    Args:
+      X: (N, D) samples.
+      means: (K, D).
+      prec_chol: precision Cholesky factors in the family's shape.
+      covariance_type: the family.
+
+    Returns:
+      (N, K) log densities: -½ (D log 2π + ‖(x_n - μ_k) P_k‖²) + log |P_k|.
+    """
+    D = X.shape[-1]
+    family = FAMILIES[covariance_type]
+    sq = family.squared_mahalanobis(X, means, prec_chol)
+    return -0.5 * (D * math.log(2 * math.pi) + sq) + family.log_det(prec_chol, D)

@@ -1,0 +1,35 @@
+"""Information criteria for choosing a model: BIC and AIC (lower is better)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jgmm._covariance import FAMILIES
+from jgmm._params import GMMParams
+from jgmm._predict import _log_prob, checked_data
+
+
+def n_parameters(params: GMMParams) -> int:
+    """Free parameters: (K - 1) weights + K·D means + the family's covariances."""
+    K, D = params.n_components, params.n_features
+    return K - 1 + K * D + FAMILIES[params.covariance_type].n_parameters(K, D)
+
+
+def _minus_2_total_log_likelihood(params: GMMParams, X):
+    X = checked_data(params, X)
+    return -2 * jnp.sum(_log_prob(params, X)), X.shape[0]
+
+
+def bic(params: GMMParams, X) -> jax.Array:
+    """() Bayesian information criterion, -2 Σ_n log p(x_n) + p·log N, X (N, D)."""
+    deviance, N = _minus_2_total_log_likelihood(params, X)
+    return deviance + n_parameters(params) * math.log(N)
+
+
+def aic(params: GMMParams, X) -> jax.Array:
+    """() Akaike information criterion, -2 Σ_n log p(x_n) + 2p, X (N, D)."""
+    deviance, _ = _minus_2_total_log_likelihood(params, X)
+    return deviance + 2 * n_parameters(params)

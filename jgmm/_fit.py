@@ -1,0 +1,246 @@
+"""``fit``: EM as one compiled ``lax.while_loop``, restarts batched by ``vmap``.
+
+Each iteration is scikit-learn's: an E-step on the current parameters gives
+the mean log-likelihood L_t and the responsibilities, an M-step gives the next
+parameters, and the fit has converged when |L_t - L_{t-1}| < tol. After the
+loop one more E-step gives the log-likelihood of the parameters returned.
+
+Failures are status codes, not exceptions, so one bad restart never spoils a
+batch:
+
+* NONFINITE: L_t or the new parameters are not finite; the last finite
+  parameters are kept.
+* DEGENERATE: a component collapsed. Along some principal axis of Σ_k the
+  variance is at most ``COLLAPSE_FACTOR · reg_covar`` while the data's own
+  variance along that axis is at least ``DATA_SCALE_FACTOR`` times that floor
+  — the component sits on (near-)duplicate points or on a lower-dimensional
+  subset, a spurious maximum of the unbounded likelihood. An empty component
+  (no responsibility) collapses to the floor too. The fit stops at the
+  collapsed parameters.
+
+The data are centred (at their weighted mean) inside the program and the
+means shifted back at the end: the likelihood is translation invariant, and
+float32 statistics stay accurate on data far from the origin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jgmm._covariance import FAMILIES
+from jgmm._em import e_step, m_step
+from jgmm._init import INIT_METHODS, initialize
+from jgmm._params import FitResult, GMMParams, Status
+from jgmm._validation import (
+    check_array,
+    check_choice,
+    check_covariance_type,
+    check_int,
+    check_n_components,
+    check_nonnegative,
+    check_params,
+    check_sample_weight,
+)
+
+COLLAPSE_FACTOR = 10.0
+DATA_SCALE_FACTOR = 1e3
+
+
+class EMState(NamedTuple):
+    """The state carried by the EM loop.
+
+    Attributes:
+      params: current GMMParams.
+      n_iter: () iterations run.
+      log_likelihood: () mean log-likelihood L_t computed by the last E-step.
+      previous: () L_{t-1}.
+      status: () int32 ``Status``; MAX_ITER while running.
+      history: (max_iter,) L_t per iteration, NaN beyond n_iter.
+    """
+
+    params: GMMParams
+    n_iter: jax.Array
+    log_likelihood: jax.Array
+    previous: jax.Array
+    status: jax.Array
+    history: jax.Array
+
+
+def collapsed_components(params: GMMParams, reg_covar, data_cov: jax.Array) -> jax.Array:
+    """(K,) bool: components collapsed to the ``reg_covar`` floor (module doc).
+
+    Args:
+      params: GMMParams.
+      reg_covar: the regularisation the parameters were fitted with.
+      data_cov: (D, D) covariance of the data.
+    """
+    variances, data_var = FAMILIES[params.covariance_type].variances(params.prec_chol, data_cov)
+    floor = COLLAPSE_FACTOR * reg_covar
+    return jnp.any((variances <= floor) & (data_var >= DATA_SCALE_FACTOR * floor), axis=-1)
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
+
+
+def em_loop(params: GMMParams, X, w, tol, reg_covar, data_cov, max_iter: int) -> FitResult:
+    """Run EM from ``params`` until convergence, failure or ``max_iter``.
+
+    Args:
+      params: initial GMMParams.
+      X: (N, D) samples.
+      w: (N,) sample weights.
+      tol: () convergence threshold on the change of mean log-likelihood.
+      reg_covar: () covariance regularisation.
+      data_cov: (D, D) data covariance, the scale for the collapse rule.
+      max_iter: static maximum number of iterations.
+
+    Returns:
+      FitResult for this single run.
+    """
+    covariance_type = params.covariance_type
+    dtype = X.dtype
+
+    def cond(s: EMState):
+        return (s.status == Status.MAX_ITER) & (s.n_iter < max_iter)
+
+    def body(s: EMState) -> EMState:
+        log_resp, ll = e_step(s.params, X, w)
+        new = m_step(jnp.exp(log_resp), X, covariance_type, reg_covar, w)
+        bad = ~jnp.isfinite(ll) | ~_all_finite(new)
+        status = jnp.select(
+            [bad, jnp.any(collapsed_components(new, reg_covar, data_cov)), jnp.abs(ll - s.log_likelihood) < tol],
+            [Status.NONFINITE, Status.DEGENERATE, Status.CONVERGED],
+            Status.MAX_ITER,
+        ).astype(jnp.int32)
+        params = jax.tree.map(lambda old, upd: jnp.where(bad, old, upd), s.params, new)
+        history = s.history.at[s.n_iter].set(ll)
+        return EMState(params, s.n_iter + 1, ll, s.log_likelihood, status, history)
+
+    init = EMState(
+        params=params,
+        n_iter=jnp.zeros((), jnp.int32),
+        log_likelihood=jnp.asarray(-jnp.inf, dtype),
+        previous=jnp.asarray(-jnp.inf, dtype),
+        status=jnp.asarray(Status.MAX_ITER, jnp.int32),
+        history=jnp.full((max_iter,), jnp.nan, dtype),
+    )
+    s = jax.lax.while_loop(cond, body, init)
+    _, ll = e_step(s.params, X, w)
+    status = jnp.where(jnp.isfinite(ll), s.status, Status.NONFINITE).astype(jnp.int32)
+    return FitResult(s.params, ll, s.n_iter, status == Status.CONVERGED, status, s.history)
+
+
+def best_member(results: FitResult) -> jax.Array:
+    """Index of the best of a batch of fits (leading axis).
+
+    Prefers CONVERGED or MAX_ITER members, then any with a finite
+    log-likelihood; among those, the highest log-likelihood.
+    """
+    ok = (results.status == Status.CONVERGED) | (results.status == Status.MAX_ITER)
+    finite = jnp.isfinite(results.log_likelihood)
+    rank = 2 * ok.astype(jnp.int32) + finite.astype(jnp.int32)
+    score = jnp.where((rank == jnp.max(rank)) & finite, results.log_likelihood, -jnp.inf)
+    return jnp.argmax(score)
+
+
+def _shift_means(params: GMMParams, offset) -> GMMParams:
+    return dataclasses.replace(params, means=params.means + offset)
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "max_iter", "init"))
+def _fit_restarts(keys, X, w, tol, reg_covar, init_params, *, n_components, covariance_type, max_iter, init):
+    """All restarts (leading axis of ``keys``) in one program; the best one."""
+    offset = (w @ X) / jnp.sum(w)
+    Xc = X - offset
+    data_cov = (Xc * w[:, None]).T @ Xc / jnp.sum(w)
+
+    def one(key):
+        if init_params is None:
+            params = initialize(key, Xc, w, n_components, init, covariance_type, reg_covar)
+        else:
+            params = _shift_means(init_params, -offset)
+        return em_loop(params, Xc, w, tol, reg_covar, data_cov, max_iter)
+
+    results = jax.vmap(one)(keys)
+    best = jax.tree.map(lambda a: a[best_member(results)], results)
+    return best._replace(params=_shift_means(best.params, offset))
+
+
+def fit(
+    key: jax.Array,
+    X,
+    n_components: int,
+    covariance_type: str = "full",
+    *,
+    n_init: int = 1,
+    init: str | GMMParams = "kmeans++",
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    sample_weight=None,
+) -> FitResult:
+    """Fit a Gaussian mixture by EM, all restarts in one compiled program.
+
+    Args:
+      key: a ``jax.random`` key. Restart i uses ``jax.random.split(key,
+        n_init)[i]``; a single fit uses ``key`` itself.
+      X: (N, D) samples. float32 by default; float64 data stay float64 when
+        ``jax_enable_x64`` is on.
+      n_components: K >= 1, at most N.
+      covariance_type: "full", "tied", "diag" or "spherical".
+      n_init: number of restarts, run batched; the best is returned.
+      init: "kmeans++", "k-means++", "random", "random_from_data" (see
+        ``jgmm._init``), or a GMMParams to start from.
+      max_iter: maximum EM iterations (static: a new value compiles anew).
+      tol: convergence threshold on the change of the mean per-sample
+        log-likelihood.
+      reg_covar: non-negative value added to the covariance diagonals.
+      sample_weight: optional (N,) non-negative weights; an integer weight m
+        is the same as repeating the row m times.
+
+    Returns:
+      FitResult of the best restart (highest log-likelihood among the
+      restarts that did not fail).
+
+    Raises:
+      ValueError: on invalid input, before anything is traced.
+    """
+    X = check_array(X)
+    N, D = X.shape
+    K = check_n_components(n_components, N)
+    covariance_type = check_covariance_type(covariance_type)
+    n_init = check_int(n_init, "n_init", 1)
+    max_iter = check_int(max_iter, "max_iter", 1)
+    tol = check_nonnegative(tol, "tol")
+    reg_covar = check_nonnegative(reg_covar, "reg_covar")
+    w = check_sample_weight(sample_weight, N, X.dtype)
+    init_params = None
+    if isinstance(init, GMMParams):
+        check_params(init, n_features=D, n_components=K)
+        if init.covariance_type != covariance_type:
+            raise ValueError(
+                f"init has covariance_type={init.covariance_type!r} but covariance_type={covariance_type!r}."
+            )
+        init_params = jax.tree.map(lambda a: jnp.asarray(a, X.dtype), init)
+        init = "params"
+    else:
+        check_choice(init, "init", INIT_METHODS)
+    keys = key[None] if n_init == 1 else jax.random.split(key, n_init)
+    return _fit_restarts(
+        keys,
+        X,
+        w,
+        jnp.asarray(tol, X.dtype),
+        jnp.asarray(reg_covar, X.dtype),
+        init_params,
+        n_components=K,
+        covariance_type=covariance_type,
+        max_iter=max_iter,
+        init=init,
+    )

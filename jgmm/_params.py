@@ -1,0 +1,98 @@
+"""Parameter, status and result containers: plain, immutable pytrees."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import NamedTuple
+
+import jax
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class GMMParams:
+    """Parameters of a Gaussian mixture, in the precision-Cholesky form.
+
+    Attributes:
+      weights: (K,) mixing proportions π_k, summing to 1.
+      means: (K, D) component means μ_k.
+      prec_chol: Cholesky factor P of each precision Σ⁻¹ = P Pᵀ, with
+        scikit-learn's ``precisions_cholesky_`` shapes: full (K, D, D) upper
+        triangular, tied (D, D), diag (K, D), spherical (K,).
+      covariance_type: "full", "tied", "diag" or "spherical"; static metadata,
+        not a traced leaf.
+
+    No validation happens here (it would run on tracers under jit/vmap); it
+    happens at the Python boundary of the functions that take parameters.
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    prec_chol: jax.Array
+    covariance_type: str = dataclasses.field(default="full", metadata=dict(static=True))
+
+    @property
+    def n_components(self) -> int:
+        """K, the number of components."""
+        return self.means.shape[-2]
+
+    @property
+    def n_features(self) -> int:
+        """D, the dimension of the data."""
+        return self.means.shape[-1]
+
+    @property
+    def covariances(self) -> jax.Array:
+        """Σ in scikit-learn's ``covariances_`` shape for this family."""
+        from jgmm._covariance import FAMILIES
+
+        return FAMILIES[self.covariance_type].covariances(self.prec_chol)
+
+    @property
+    def precisions(self) -> jax.Array:
+        """Σ⁻¹ in scikit-learn's ``precisions_`` shape for this family."""
+        from jgmm._covariance import FAMILIES
+
+        return FAMILIES[self.covariance_type].precisions(self.prec_chol)
+
+
+class Status(enum.IntEnum):
+    """How a fit ended. Stored as an int32 array inside compiled code.
+
+    CONVERGED: the mean log-likelihood changed by less than ``tol``.
+    MAX_ITER: ``max_iter`` iterations ran without converging (also the value
+      while a fit is still running).
+    NONFINITE: an iteration produced NaN or inf; the last finite parameters
+      are kept.
+    DEGENERATE: a component collapsed (see ``jgmm._fit`` for the rule); the fit
+      stopped there.
+    """
+
+    CONVERGED = 0
+    MAX_ITER = 1
+    NONFINITE = 2
+    DEGENERATE = 3
+
+
+class FitResult(NamedTuple):
+    """Outcome of ``jgmm.fit``.
+
+    Attributes:
+      params: the fitted GMMParams.
+      log_likelihood: () mean per-sample log-likelihood of ``params``.
+      n_iter: () number of EM iterations run.
+      converged: () bool, ``status == Status.CONVERGED``.
+      status: () int32, a ``jgmm.Status`` value.
+      history: (max_iter,) mean log-likelihood entering each iteration, NaN
+        after ``n_iter``.
+    """
+
+    params: GMMParams
+    log_likelihood: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    status: jax.Array
+    history: jax.Array

@@ -1,0 +1,194 @@
+"""Input checks at the Python boundary, before anything is traced.
+
+Messages follow scikit-learn's wording for the same cases. Inside jit/vmap
+(tracer inputs) only the static checks (shapes, dtypes) run.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgmm._params import COVARIANCE_TYPES, GMMParams
+
+
+def float_dtype(dtype) -> np.dtype:
+    """The floating dtype jgmm computes in for data of ``dtype``.
+
+    Floating inputs keep their precision (float64 only when ``jax_enable_x64``
+    is on); integer or boolean inputs become the default float.
+    """
+    if jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.promote_types(dtype, jnp.float32)
+    else:
+        dtype = np.float64
+    return jax.dtypes.canonicalize_dtype(dtype)
+
+
+def _is_tracer(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def check_array(X, *, name: str = "X", n_features: int | None = None, expected_by: str = "the model"):
+    """Validate a 2-D data array and return it as a floating JAX array.
+
+    Args:
+      X: (N, D) array-like of numbers.
+      name: the argument's name, for messages.
+      n_features: if given, the D that X must have.
+      expected_by: who expects ``n_features``, for messages.
+
+    Raises:
+      ValueError: non-numeric, not 2-D, empty, NaN or infinite values, or the
+        wrong number of features.
+    """
+    if not isinstance(X, jax.Array):
+        try:
+            X = np.asarray(X)
+            if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+                X = X.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"Input {name} must contain only numbers: {err}.") from None
+        if np.iscomplexobj(X):
+            raise ValueError(f"Complex data not supported in input {name}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array for {name}, got {X.ndim}D array instead of shape {X.shape}. "
+            "Reshape your data either using array.reshape(-1, 1) if your data has a single "
+            "feature or array.reshape(1, -1) if it contains a single sample."
+        )
+    N, D = X.shape
+    if N == 0 or D == 0:
+        raise ValueError(
+            f"Found array with {N} sample(s) and {D} feature(s) (shape={X.shape}) while a "
+            "minimum of 1 of each is required."
+        )
+    if n_features is not None and D != n_features:
+        raise ValueError(
+            f"{name} has {D} features, but {expected_by} is expecting {n_features} features as input."
+        )
+    if not _is_tracer(X):
+        finite, has_nan = _finiteness(X)
+        if not finite:
+            if has_nan:
+                raise ValueError(f"Input {name} contains NaN.")
+            raise ValueError(f"Input {name} contains infinity or a value too large for dtype('{X.dtype}').")
+    return _as_dtype(X, float_dtype(X.dtype))
+
+
+def _as_dtype(x, dtype):
+    """A JAX array of ``dtype``; host data are converted on the host (no compile)."""
+    if not isinstance(x, jax.Array):
+        x = np.asarray(x, dtype)
+    return jnp.asarray(x, dtype)
+
+
+@jax.jit
+def _jax_finiteness(x):
+    return jnp.all(jnp.isfinite(x)), jnp.any(jnp.isnan(x))
+
+
+def _finiteness(x) -> tuple[bool, bool]:
+    """(all values finite, some value NaN), in numpy for host data."""
+    if isinstance(x, jax.Array):
+        return tuple(bool(v) for v in _jax_finiteness(x))
+    x = np.asarray(x)
+    return bool(np.all(np.isfinite(x))), bool(np.any(np.isnan(x)))
+
+
+def check_int(value, name: str, minimum: int) -> int:
+    """An integer >= minimum (numpy integers accepted, bools not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"The '{name}' parameter must be an int in the range [{minimum}, inf). Got {value!r} instead."
+        )
+    return int(value)
+
+
+def check_nonnegative(value, name: str):
+    """A real number >= 0 (a traced scalar passes unchecked)."""
+    if _is_tracer(value):
+        return value
+    message = f"The '{name}' parameter must be a float in the range [0.0, inf). Got {value!r} instead."
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if isinstance(value, bool) or not (np.isfinite(number) and number >= 0.0):
+        raise ValueError(message)
+    return value
+
+
+def check_choice(value, name: str, choices) -> str:
+    """One of ``choices``; the message lists them."""
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in sorted(choices))
+        raise ValueError(f"The '{name}' parameter must be a str among {{{listed}}}. Got {value!r} instead.")
+    return value
+
+
+def check_covariance_type(covariance_type) -> str:
+    return check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+
+
+def check_n_components(n_components, n_samples: int) -> int:
+    K = check_int(n_components, "n_components", 1)
+    if n_samples < K:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {n_samples}"
+        )
+    return K
+
+
+def check_sample_weight(sample_weight, N: int, dtype):
+    """(N,) non-negative finite weights, not all zero; ``None`` gives ones."""
+    if sample_weight is None:
+        return jnp.ones((N,), dtype)
+    if not isinstance(sample_weight, jax.Array):
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    if sample_weight.shape != (N,):
+        raise ValueError(
+            f"sample_weight.shape == {tuple(sample_weight.shape)}, expected ({N},) to match the "
+            f"number of samples in X."
+        )
+    if not _is_tracer(sample_weight):
+        if not _finiteness(sample_weight)[0]:
+            raise ValueError("sample_weight contains NaN or infinity.")
+        w = np.asarray(sample_weight)
+        if np.any(w < 0):
+            raise ValueError("Negative values in sample_weight are not allowed.")
+        if not np.any(w > 0):
+            raise ValueError("sample_weight must not be all zero: at least one sample needs a positive weight.")
+    return _as_dtype(sample_weight, dtype)
+
+
+def check_params(params, n_features: int | None = None, n_components: int | None = None) -> GMMParams:
+    """Static checks of a GMMParams: family, and shapes consistent with K and D."""
+    if not isinstance(params, GMMParams):
+        raise TypeError(f"Expected a jgmm.GMMParams, got {type(params).__name__}.")
+    covariance_type = check_covariance_type(params.covariance_type)
+    weights, means, prec_chol = (jnp.asarray(a) for a in (params.weights, params.means, params.prec_chol))
+    if means.ndim != 2:
+        raise ValueError(f"params.means must have shape (n_components, n_features); got shape {means.shape}.")
+    K, D = means.shape
+    expected = {
+        "full": (K, D, D),
+        "tied": (D, D),
+        "diag": (K, D),
+        "spherical": (K,),
+    }[covariance_type]
+    if weights.shape != (K,):
+        raise ValueError(f"params.weights must have shape ({K},) to match params.means; got {weights.shape}.")
+    if prec_chol.shape != expected:
+        raise ValueError(
+            f"params.prec_chol for covariance_type={covariance_type!r} must have shape {expected}; "
+            f"got {prec_chol.shape}."
+        )
+    if n_components is not None and K != n_components:
+        raise ValueError(f"The parameters have {K} components, but n_components = {n_components}.")
+    if n_features is not None and D != n_features:
+        raise ValueError(f"X has {n_features} features, but the parameters are expecting {D} features as input.")
+    return params

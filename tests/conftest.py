@@ -1,0 +1,28 @@
+import jax
+import numpy as np
+import pytest
+
+FAMILIES = ("full", "tied", "diag", "spherical")
+
+
+@pytest.fixture
+def x64():
+    """Run the test with 64-bit floats (scoped; the global setting is untouched)."""
+    with jax.enable_x64(True):
+        yield
+
+
+def blobs(seed=0, N=300, D=2, K=3, spread=6.0):
+    """Well-separated Gaussian clusters with random anisotropic covariances."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=spread, size=(K, D))
+    labels = rng.integers(K, size=N)
+    rotations = np.linalg.qr(rng.normal(size=(K, D, D)))[0]
+    A = rotations * rng.uniform(0.5, 1.5, size=(K, 1, D))  # scales bounded away from 0
+    X = centers[labels] + np.einsum("nde,ne->nd", A[labels], rng.normal(size=(N, D)))
+    return X, labels, centers
+
+
+@pytest.fixture
+def make_blobs():
+    return blobs
