@@ -1,4 +1,5 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -26,3 +27,14 @@ def blobs(seed=0, N=300, D=2, K=3, spread=6.0):
 @pytest.fixture
 def make_blobs():
     return blobs
+
+
+def full_covariances(cov, covariance_type, K, D):
+    """(K, D, D) covariance matrices from a family-shaped covariance parameter."""
+    if covariance_type == "full":
+        return cov
+    if covariance_type == "tied":
+        return jnp.broadcast_to(cov, (K, D, D))
+    if covariance_type == "diag":
+        return jax.vmap(jnp.diag)(cov)
+    return cov[:, None, None] * jnp.eye(D, dtype=cov.dtype)

@@ -6,21 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FAMILIES, blobs
+from conftest import FAMILIES, blobs, full_covariances
 from scipy.stats import multivariate_normal
 
 import jgmm
-
-
-def full_covariances(cov, covariance_type, K, D):
-    """(K, D, D) covariance matrices from a family-shaped parameter."""
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return jnp.broadcast_to(cov, (K, D, D))
-    if covariance_type == "diag":
-        return jax.vmap(jnp.diag)(cov)
-    return cov[:, None, None] * jnp.eye(D)
 
 
 def log_normal(X, mean, cov):
