@@ -6,6 +6,7 @@ from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
 from jgmm._fit import fit
 from jgmm._params import FitResult, GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
+from jgmm._select import Selection, Table, select
 
 __version__ = "0.1.0"
 
@@ -13,7 +14,9 @@ __all__ = [
     "FitResult",
     "GMMParams",
     "Status",
+    "Selection",
     "SuffStats",
+    "Table",
     "aic",
     "bic",
     "e_step",
@@ -26,5 +29,6 @@ __all__ = [
     "predict",
     "predict_proba",
     "sample",
+    "select",
     "suff_stats",
 ]

@@ -12,10 +12,14 @@ from jgmm._params import GMMParams
 from jgmm._predict import _log_prob, checked_data
 
 
-def n_parameters(params: GMMParams) -> int:
+def count_parameters(covariance_type: str, K: int, D: int) -> int:
     """Free parameters: (K - 1) weights + K·D means + the family's covariances."""
-    K, D = params.n_components, params.n_features
-    return K - 1 + K * D + FAMILIES[params.covariance_type].n_parameters(K, D)
+    return K - 1 + K * D + FAMILIES[covariance_type].n_parameters(K, D)
+
+
+def n_parameters(params: GMMParams) -> int:
+    """Free parameters of a mixture (see ``count_parameters``)."""
+    return count_parameters(params.covariance_type, params.n_components, params.n_features)
 
 
 def _minus_2_total_log_likelihood(params: GMMParams, X):

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jgmm._covariance import FAMILIES
 from jgmm._em import e_step, m_step
@@ -71,6 +72,23 @@ class EMState(NamedTuple):
     history: jax.Array
 
 
+def mask_components(params: GMMParams, mask: jax.Array) -> GMMParams:
+    """Switch off padded components: weight exactly 0 (weights renormalised
+    over the active ones), mean 0, unit precision factor.
+
+    With weight 0 a component drops out of the E-step's log-sum-exp, gets no
+    responsibility, hence no statistics: it is never revived.
+    """
+    K = mask.shape[0]
+    weights = jnp.where(mask, params.weights, 0)
+    means = jnp.where(mask[:, None], params.means, 0)
+    P = params.prec_chol
+    if params.covariance_type != "tied":
+        unit = jnp.broadcast_to(jnp.eye(P.shape[-1], dtype=P.dtype), P.shape) if P.ndim == 3 else jnp.ones_like(P)
+        P = jnp.where(mask.reshape((K,) + (1,) * (P.ndim - 1)), P, unit)
+    return GMMParams(weights / jnp.sum(weights), means, P, params.covariance_type)
+
+
 def collapsed_components(params: GMMParams, reg_covar, data_cov: jax.Array) -> jax.Array:
     """(K,) bool: components collapsed to the ``reg_covar`` floor (module doc).
 
@@ -88,33 +106,37 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
 
 
-def em_loop(params: GMMParams, X, w, tol, reg_covar, data_cov, max_iter: int) -> FitResult:
+def em_loop(params: GMMParams, X, w, tol, reg_covar, data_cov, max_iter: int, mask=None) -> FitResult:
     """Run EM from ``params`` until convergence, failure or ``max_iter``.
 
     Args:
-      params: initial GMMParams.
+      params: initial GMMParams (inactive components already masked).
       X: (N, D) samples.
       w: (N,) sample weights.
       tol: () convergence threshold on the change of mean log-likelihood.
       reg_covar: () covariance regularisation.
       data_cov: (D, D) data covariance, the scale for the collapse rule.
       max_iter: static maximum number of iterations.
+      mask: optional (K,) bool, the active components of a padded model.
 
     Returns:
       FitResult for this single run.
     """
     covariance_type = params.covariance_type
     dtype = X.dtype
+    if mask is None:
+        mask = jnp.ones(params.weights.shape, bool)
 
     def cond(s: EMState):
         return (s.status == Status.MAX_ITER) & (s.n_iter < max_iter)
 
     def body(s: EMState) -> EMState:
         log_resp, ll = e_step(s.params, X, w)
-        new = m_step(jnp.exp(log_resp), X, covariance_type, reg_covar, w)
+        new = mask_components(m_step(jnp.exp(log_resp), X, covariance_type, reg_covar, w), mask)
         bad = ~jnp.isfinite(ll) | ~_all_finite(new)
+        collapsed = jnp.any(collapsed_components(new, reg_covar, data_cov) & mask)
         status = jnp.select(
-            [bad, jnp.any(collapsed_components(new, reg_covar, data_cov)), jnp.abs(ll - s.log_likelihood) < tol],
+            [bad, collapsed, jnp.abs(ll - s.log_likelihood) < tol],
             [Status.NONFINITE, Status.DEGENERATE, Status.CONVERGED],
             Status.MAX_ITER,
         ).astype(jnp.int32)
@@ -153,23 +175,46 @@ def _shift_means(params: GMMParams, offset) -> GMMParams:
     return dataclasses.replace(params, means=params.means + offset)
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "max_iter", "init"))
-def _fit_restarts(keys, X, w, tol, reg_covar, init_params, *, n_components, covariance_type, max_iter, init):
-    """All restarts (leading axis of ``keys``) in one program; the best one."""
+def restart_keys(key, n_init: int):
+    """The key of each restart: ``key`` itself for one, else ``split(key, n_init)``."""
+    return key[None] if n_init == 1 else jax.random.split(key, n_init)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k")
+)
+def fit_grid(
+    key, n_active, X, w, tol, reg_covar, init_params, *, n_components, covariance_type, max_iter, init, n_init, fold_in_k
+):
+    """Fits for several K at once, ``n_init`` restarts each: one program.
+
+    Every model is padded to ``n_components`` (K_max) components; model m has
+    ``n_active[m]`` active ones. Cell m uses the key ``fold_in(key, K_m)`` if
+    ``fold_in_k`` else ``key``, and restart keys from ``restart_keys``.
+
+    Returns:
+      best: FitResult with a leading (M,) axis, the best restart of each cell.
+      restart_status: (M, n_init) int32 status of every restart.
+    """
     offset = (w @ X) / jnp.sum(w)
     Xc = X - offset
     data_cov = (Xc * w[:, None]).T @ Xc / jnp.sum(w)
 
-    def one(key):
+    def member(key, mask):
         if init_params is None:
-            params = initialize(key, Xc, w, n_components, init, covariance_type, reg_covar)
+            params = mask_components(initialize(key, Xc, w, mask, init, covariance_type, reg_covar), mask)
         else:
             params = _shift_means(init_params, -offset)
-        return em_loop(params, Xc, w, tol, reg_covar, data_cov, max_iter)
+        return em_loop(params, Xc, w, tol, reg_covar, data_cov, max_iter, mask)
 
-    results = jax.vmap(one)(keys)
-    best = jax.tree.map(lambda a: a[best_member(results)], results)
-    return best._replace(params=_shift_means(best.params, offset))
+    def cell(K):
+        cell_key = jax.random.fold_in(key, K) if fold_in_k else key
+        mask = jnp.arange(n_components) < K
+        results = jax.vmap(member, in_axes=(0, None))(restart_keys(cell_key, n_init), mask)
+        best = jax.tree.map(lambda a: a[best_member(results)], results)
+        return best._replace(params=_shift_means(best.params, offset)), results.status
+
+    return jax.vmap(cell)(n_active)
 
 
 def fit(
@@ -231,9 +276,9 @@ def fit(
         init = "params"
     else:
         check_choice(init, "init", INIT_METHODS)
-    keys = key[None] if n_init == 1 else jax.random.split(key, n_init)
-    return _fit_restarts(
-        keys,
+    best, _ = fit_grid(
+        key,
+        np.array([K], np.int32),
         X,
         w,
         jnp.asarray(tol, X.dtype),
@@ -243,4 +288,7 @@ def fit(
         covariance_type=covariance_type,
         max_iter=max_iter,
         init=init,
+        n_init=n_init,
+        fold_in_k=False,
     )
+    return jax.tree.map(lambda a: a[0], best)

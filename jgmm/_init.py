@@ -29,31 +29,38 @@ def _sq_distances(X, centers):
 
 
 def _kmeans_plusplus(key, X, w, K):
-    """(K, D) centres by D² sampling, each draw weighted by w_n·d²(x_n)."""
-    key, first = jax.random.split(key)
+    """(K, D) centres by D² sampling, each draw weighted by w_n·d²(x_n).
+
+    Draw i uses ``fold_in(key, i)``, so the first k centres do not depend on K.
+    """
     log_w = jnp.log(w)
-    c0 = X[jax.random.categorical(first, log_w)]
+    c0 = X[jax.random.categorical(jax.random.fold_in(key, 0), log_w)]
     centers = jnp.zeros((K, X.shape[1]), X.dtype).at[0].set(c0)
     d2 = jnp.sum((X - c0) ** 2, axis=1)
 
     def body(i, carry):
-        centers, d2, key = carry
-        key, sub = jax.random.split(key)
+        centers, d2 = carry
         logits = log_w + jnp.log(d2)
         # All remaining mass at distance 0 (duplicates): fall back to weights.
         logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, log_w)
-        c = X[jax.random.categorical(sub, logits)]
-        return centers.at[i].set(c), jnp.minimum(d2, jnp.sum((X - c) ** 2, axis=1)), key
+        c = X[jax.random.categorical(jax.random.fold_in(key, i), logits)]
+        return centers.at[i].set(c), jnp.minimum(d2, jnp.sum((X - c) ** 2, axis=1))
 
-    centers, _, _ = jax.lax.fori_loop(1, K, body, (centers, d2, key))
+    centers, _ = jax.lax.fori_loop(1, K, body, (centers, d2))
     return centers
 
 
-def _lloyd(X, w, centers, n_steps):
+def _nearest(X, centers, mask):
+    """(N, K) one-hot of the nearest active centre."""
+    d2 = jnp.where(mask[None, :], _sq_distances(X, centers), jnp.inf)
+    return jax.nn.one_hot(jnp.argmin(d2, axis=1), centers.shape[0], dtype=X.dtype)
+
+
+def _lloyd(X, w, centers, mask, n_steps):
     """``n_steps`` weighted Lloyd updates; an empty cluster keeps its centre."""
 
     def body(_, centers):
-        onehot = jax.nn.one_hot(jnp.argmin(_sq_distances(X, centers), axis=1), centers.shape[0], dtype=X.dtype)
+        onehot = _nearest(X, centers, mask)
         counts = w @ onehot
         sums = (onehot * w[:, None]).T @ X
         return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1e-30)[:, None], centers)
@@ -61,26 +68,37 @@ def _lloyd(X, w, centers, n_steps):
     return jax.lax.fori_loop(0, n_steps, body, centers)
 
 
-def initial_resp(key: jax.Array, X: jax.Array, w: jax.Array, n_components: int, init: str) -> jax.Array:
+def initial_resp(key: jax.Array, X: jax.Array, w: jax.Array, mask: jax.Array, init: str) -> jax.Array:
     """(N, K) initial responsibilities by method ``init`` (see module doc).
 
-    X should be centred (the fit centres it) so that the squared distances
-    used by the k-means methods do not cancel catastrophically in float32.
+    Args:
+      key: a ``jax.random`` key.
+      X: (N, D) samples, best centred (the fit centres them) so that the
+        k-means distances do not cancel in float32.
+      w: (N,) sample weights.
+      mask: (K,) bool, the active components; inactive columns are zero.
+        Every method is prefix-consistent: the responsibilities of the first
+        k components are the same whatever K is, so a model padded to more
+        components starts exactly where the unpadded one does.
+      init: the method name.
     """
-    N, K = X.shape[0], n_components
+    N, K = X.shape[0], mask.shape[0]
     if init == "random":
-        resp = jax.random.uniform(key, (N, K), X.dtype)
+        columns = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(key, k), (N,), X.dtype))(jnp.arange(K))
+        resp = jnp.where(mask[None, :], columns.T, 0)
         return resp / jnp.sum(resp, axis=1, keepdims=True)
     if init == "random_from_data":
-        idx = jax.random.choice(key, N, (K,), replace=False, p=w / jnp.sum(w))
-        return jnp.zeros((N, K), X.dtype).at[idx, jnp.arange(K)].set(1)
+        # Distinct samples by the Gumbel top-k trick, drawn ∝ w, in a fixed order.
+        scores = jnp.log(w) + jax.random.gumbel(key, (N,), X.dtype)
+        idx = jnp.argsort(-scores)[:K]
+        return jnp.zeros((N, K), X.dtype).at[idx, jnp.arange(K)].set(mask.astype(X.dtype))
     centers = _kmeans_plusplus(key, X, w, K)
     if init == "kmeans++":
-        centers = _lloyd(X, w, centers, N_LLOYD)
-    return jax.nn.one_hot(jnp.argmin(_sq_distances(X, centers), axis=1), K, dtype=X.dtype)
+        centers = _lloyd(X, w, centers, mask, N_LLOYD)
+    return _nearest(X, centers, mask)
 
 
-def initialize(key, X, w, n_components, init, covariance_type, reg_covar):
+def initialize(key, X, w, mask, init, covariance_type, reg_covar):
     """GMMParams from the initial responsibilities of method ``init``."""
-    resp = initial_resp(key, X, w, n_components, init)
+    resp = initial_resp(key, X, w, mask, init)
     return m_step(resp, X, covariance_type, reg_covar, w)

@@ -1,0 +1,276 @@
+"""``select``: model choice over K × covariance family × restarts, batched.
+
+For each family, every K and every restart run in ONE compiled program
+(``jgmm._fit.fit_grid``): models with K < K_max are padded to K_max with
+switched-off components (weight 0, no responsibility, never revived), and the
+best restart of each K is chosen inside the program. Cell (family, K) uses the
+key ``jax.random.fold_in(key, K)`` for every family, so its row equals
+``jgmm.fit(jax.random.fold_in(key, K), X, K, family, n_init=n_init, ...)``.
+
+Degenerate fits (a component collapsed onto duplicated points, see
+``jgmm._fit``) are spurious maxima of the unbounded likelihood: a cell prefers
+its best non-degenerate restart, and ``best`` is never a degenerate cell when
+a non-degenerate one exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgmm._criteria import count_parameters
+from jgmm._fit import fit_grid
+from jgmm._params import COVARIANCE_TYPES, GMMParams, Status
+from jgmm._validation import (
+    check_array,
+    check_choice,
+    check_covariance_type,
+    check_int,
+    check_n_components,
+    check_nonnegative,
+    check_sample_weight,
+)
+
+CRITERIA = ("bic", "aic")
+_HEALTHY = (Status.CONVERGED, Status.MAX_ITER)
+
+
+class Table:
+    """Columns of equal length, printable as an aligned text table."""
+
+    def __init__(self, columns: dict):
+        self.columns = columns
+
+    def __len__(self):
+        return len(next(iter(self.columns.values())))
+
+    def to_dict(self) -> dict:
+        """The columns as a dict of numpy arrays."""
+        return {name: np.asarray(values) for name, values in self.columns.items()}
+
+    def to_pandas(self):
+        """The table as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as err:
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from err
+        return pd.DataFrame(self.to_dict())
+
+    def __str__(self):
+        def cell(v):
+            if isinstance(v, (float, np.floating)):
+                return f"{v:.4f}" if abs(v) < 1e6 else f"{v:.6g}"
+            return str(v)
+
+        cells = [[cell(v) for v in values] for values in self.columns.values()]
+        widths = [max(len(name), *(len(c) for c in col)) for name, col in zip(self.columns, cells)]
+        header = "  ".join(name.rjust(w) for name, w in zip(self.columns, widths))
+        rows = ["  ".join(col[i].rjust(w) for col, w in zip(cells, widths)) for i in range(len(self))]
+        return "\n".join([header, "-" * len(header), *rows])
+
+    __repr__ = __str__
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Outcome of ``jgmm.select``.
+
+    Attributes:
+      table: one row per (covariance_type, K): total_log_likelihood, bic, aic,
+        mclust_bic (2·logL - p·log N, larger is better, as R's mclust
+        reports), n_parameters, n_iter, converged, status, and
+        degenerate_restarts (restarts of the cell that collapsed).
+      best: (covariance_type, n_components) of the best healthy cell by
+        ``criterion`` (lowest bic or aic).
+      best_params: its GMMParams, unpadded.
+      criterion: "bic" or "aic".
+      results: family -> FitResult of the best restart per K (leading axis
+        over ``n_components``; parameters padded to K_max).
+    """
+
+    table: Table
+    best: tuple
+    criterion: str
+    n_components: tuple
+    results: dict
+
+    @property
+    def best_params(self) -> GMMParams:
+        return self.params(*self.best)
+
+    def params(self, covariance_type: str, n_components: int) -> GMMParams:
+        """The fitted, unpadded GMMParams of one cell."""
+        if covariance_type not in self.results or n_components not in self.n_components:
+            raise KeyError(
+                f"No fit for covariance_type={covariance_type!r}, n_components={n_components}; "
+                f"fitted families {tuple(self.results)} and n_components {self.n_components}."
+            )
+        m, K = self.n_components.index(n_components), n_components
+        p = self.results[covariance_type].params
+        prec_chol = p.prec_chol[m] if covariance_type == "tied" else p.prec_chol[m, :K]
+        return GMMParams(*(jnp.asarray(a) for a in (p.weights[m, :K], p.means[m, :K], prec_chol)), covariance_type)
+
+    def to_dict(self) -> dict:
+        """The table as a dict of numpy arrays."""
+        return self.table.to_dict()
+
+    def to_pandas(self):
+        """The table as a pandas DataFrame (needs pandas)."""
+        return self.table.to_pandas()
+
+    def plot(self, ax=None):
+        """Criterion against K, one line per family, the best marked (needs matplotlib).
+
+        Returns:
+          The matplotlib Axes.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        columns = self.to_dict()
+        markers = dict(zip(COVARIANCE_TYPES, "osD^"))
+        for covariance_type in self.results:
+            rows = columns["covariance_type"] == covariance_type
+            ax.plot(
+                columns["n_components"][rows],
+                columns[self.criterion][rows],
+                marker=markers[covariance_type],
+                label=covariance_type,
+            )
+        best = (columns["covariance_type"] == self.best[0]) & (columns["n_components"] == self.best[1])
+        ax.plot(
+            columns["n_components"][best],
+            columns[self.criterion][best],
+            marker="*",
+            markersize=18,
+            color="gold",
+            markeredgecolor="black",
+            linestyle="none",
+            label=f"best: {self.best[0]}, K={self.best[1]}",
+        )
+        ax.set_xlabel("number of components K")
+        ax.set_ylabel(f"{self.criterion.upper()} (lower is better)")
+        ax.set_xticks(list(self.n_components))
+        ax.legend()
+        return ax
+
+    def __str__(self):
+        return f"{self.table}\nbest by {self.criterion}: covariance_type={self.best[0]!r}, n_components={self.best[1]}"
+
+
+def _check_components(n_components, N: int) -> tuple:
+    Ks = [n_components] if isinstance(n_components, (int, np.integer)) else list(n_components)
+    if not Ks:
+        raise ValueError("n_components must name at least one number of components.")
+    return tuple(sorted({check_n_components(K, N) for K in Ks}))
+
+
+def select(
+    key: jax.Array,
+    X,
+    n_components=range(1, 10),
+    covariance_types=COVARIANCE_TYPES,
+    *,
+    n_init: int = 5,
+    criterion: str = "bic",
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    sample_weight=None,
+) -> Selection:
+    """Fit every (covariance family, K) and choose a model by BIC or AIC.
+
+    One compiled program per family fits all K and all restarts at once.
+
+    Args:
+      key: a ``jax.random`` key; cell (family, K) uses ``fold_in(key, K)``.
+      X: (N, D) samples.
+      n_components: the K values to try (an int or an iterable of ints).
+      covariance_types: the families to try.
+      n_init: restarts per (family, K), k-means++ initialised.
+      criterion: "bic" or "aic"; lower is better.
+      max_iter, tol, reg_covar, sample_weight: as in ``jgmm.fit``.
+
+    Returns:
+      Selection.
+    """
+    X = check_array(X)
+    N, D = X.shape
+    Ks = _check_components(n_components, N)
+    if isinstance(covariance_types, str):
+        covariance_types = (covariance_types,)
+    families = tuple(dict.fromkeys(check_covariance_type(c) for c in covariance_types))
+    if not families:
+        raise ValueError("covariance_types must name at least one covariance family.")
+    criterion = check_choice(criterion, "criterion", CRITERIA)
+    n_init = check_int(n_init, "n_init", 1)
+    max_iter = check_int(max_iter, "max_iter", 1)
+    tol = check_nonnegative(tol, "tol")
+    reg_covar = check_nonnegative(reg_covar, "reg_covar")
+    w = check_sample_weight(sample_weight, N, X.dtype)
+    total_weight = float(np.sum(np.asarray(w, np.float64)))
+
+    results, statuses = {}, {}
+    for family in families:
+        best, restart_status = fit_grid(
+            key,
+            np.asarray(Ks, np.int32),
+            X,
+            w,
+            jnp.asarray(tol, X.dtype),
+            jnp.asarray(reg_covar, X.dtype),
+            None,
+            n_components=Ks[-1],
+            covariance_type=family,
+            max_iter=max_iter,
+            init="kmeans++",
+            n_init=n_init,
+            fold_in_k=True,
+        )
+        results[family] = jax.tree.map(np.asarray, best)
+        statuses[family] = np.asarray(restart_status)
+
+    table = _table(results, statuses, Ks, D, total_weight)
+    return Selection(table, _best(table, criterion), criterion, Ks, results)
+
+
+def _table(results, statuses, Ks, D, total_weight) -> Table:
+    """Rows per (family, K); N in log N is Σ w_n (= N without weights)."""
+    rows = []
+    for family, result in results.items():
+        for m, K in enumerate(Ks):
+            p = count_parameters(family, K, D)
+            log_l = float(result.log_likelihood[m]) * total_weight
+            status = Status(int(result.status[m]))
+            rows.append(
+                dict(
+                    covariance_type=family,
+                    n_components=K,
+                    total_log_likelihood=log_l,
+                    bic=-2 * log_l + p * math.log(total_weight),
+                    aic=-2 * log_l + 2 * p,
+                    mclust_bic=2 * log_l - p * math.log(total_weight),
+                    n_parameters=p,
+                    n_iter=int(result.n_iter[m]),
+                    converged=bool(result.converged[m]),
+                    status=status.name,
+                    degenerate_restarts=int(np.sum(statuses[family][m] == Status.DEGENERATE)),
+                )
+            )
+    return Table({name: np.array([row[name] for row in rows]) for name in rows[0]})
+
+
+def _best(table: Table, criterion: str) -> tuple:
+    """The healthy cell with the lowest criterion; any finite one if none is."""
+    columns = table.to_dict()
+    value = np.where(np.isfinite(columns[criterion]), columns[criterion], np.inf)
+    healthy = np.isin(columns["status"], [s.name for s in _HEALTHY])
+    if np.any(healthy & np.isfinite(value)):
+        value = np.where(healthy, value, np.inf)
+    i = int(np.argmin(value))
+    return str(columns["covariance_type"][i]), int(columns["n_components"][i])
