@@ -5,9 +5,9 @@ precision-Cholesky shapes (P with Σ⁻¹ = P Pᵀ):
 
   full (K, D, D)   tied (D, D)   diag (K, D)   spherical (K,)
 
-``second_moment(resp_w, Xc)`` accumulates the family's centred second-moment
-statistic from weighted responsibilities (N, K) and per-component centred data
-(N, K, D); ``from_moments(S, reg_covar)`` turns the (unregularised) covariance
+``second_moment(resp_w, Xc)`` accumulates the family's second-moment
+statistic from weighted responsibilities (N, K) and shifted data (N, D) as
+matrix products; ``from_moments(S, reg_covar)`` turns the (unregularised) covariance
 estimate S into P; ``log_det(P, D)`` gives log |P| = -½ log |Σ| per component;
 ``log_gaussian`` gives log N(x_n | μ_k, Σ_k) as an (N, K) array without ever
 forming Σ or its inverse. Adding a family touches this module only.
@@ -28,7 +28,7 @@ class Family(NamedTuple):
 
     log_det: Callable  # prec_chol, D -> (K,) or () log |P|
     squared_mahalanobis: Callable  # X (N,D), means (K,D), prec_chol -> (N, K)
-    second_moment: Callable  # resp_w (N,K), Xc (N,K,D) -> sxx in stats shape
+    second_moment: Callable  # resp_w (N,K), Xc (N,D) -> sxx in stats shape
     covariance_estimate: Callable  # sxx, nk (K,), d (K,D) -> S (unregularised)
     from_moments: Callable  # covariance estimate, reg_covar -> prec_chol
     covariances: Callable  # prec_chol -> Σ (sklearn covariances_ shape)
@@ -95,10 +95,18 @@ def _full_sq_mahalanobis(X, means, P):
     return jnp.sum(y * y, axis=-1)
 
 
+def _full_second_moment(r, Xc):
+    # K weighted Gram matrices as one (K·D, N) x (N, D) product.
+    N, D = Xc.shape
+    K = r.shape[1]
+    weighted = (r[:, :, None] * Xc[:, None, :]).reshape(N, K * D)
+    return (weighted.T @ Xc).reshape(K, D, D)
+
+
 FULL = Family(
     log_det=_log_diag,
     squared_mahalanobis=_full_sq_mahalanobis,
-    second_moment=lambda r, Xc: jnp.einsum("nk,nkd,nke->kde", r, Xc, Xc),
+    second_moment=_full_second_moment,
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None, None] - d[:, :, None] * d[:, None, :],
     from_moments=lambda S, reg: _chol_prec_from_cov(_add_to_diagonal(S, reg)),
     covariances=_cov_from_chol_prec,
@@ -114,15 +122,27 @@ FULL = Family(
 # ----------------------------------------------------------------------------- tied
 
 
+def _expanded_sq_distances(Y, M, scale):
+    """(N, K) Σ_d (y_nd - m_kd)² s_kd as matrix products (s = 1 when None).
+
+    ‖y - m‖² = ‖y‖² - 2 y·m + ‖m‖²: no (N, K, D) array. The inputs are
+    centred by ``log_gaussian`` so the expansion does not cancel badly.
+    """
+    if scale is None:
+        sq = jnp.sum(Y * Y, 1)[:, None] - 2 * Y @ M.T + jnp.sum(M * M, 1)[None, :]
+    else:
+        sq = (Y * Y) @ scale.T - 2 * Y @ (M * scale).T + jnp.sum(M * M * scale, 1)[None, :]
+    return jnp.maximum(sq, 0)
+
+
 def _tied_sq_mahalanobis(X, means, P):
-    y = (X @ P)[:, None, :] - (means @ P)[None, :, :]
-    return jnp.sum(y * y, axis=-1)
+    return _expanded_sq_distances(X @ P, means @ P, None)
 
 
 TIED = Family(
     log_det=_log_diag,
     squared_mahalanobis=_tied_sq_mahalanobis,
-    second_moment=lambda r, Xc: jnp.einsum("nk,nkd,nke->de", r, Xc, Xc),
+    second_moment=lambda r, Xc: (Xc * jnp.sum(r, axis=1)[:, None]).T @ Xc,
     covariance_estimate=lambda sxx, nk, d: (sxx - jnp.einsum("k,kd,ke->de", nk, d, d)) / jnp.sum(nk),
     from_moments=FULL.from_moments,
     covariances=_cov_from_chol_prec,
@@ -137,14 +157,13 @@ TIED = Family(
 
 
 def _diag_sq_mahalanobis(X, means, P):
-    y = (X[:, None, :] - means[None, :, :]) * P[None, :, :]
-    return jnp.sum(y * y, axis=-1)
+    return _expanded_sq_distances(X, means, P * P)
 
 
 DIAG = Family(
     log_det=lambda P, D: jnp.sum(jnp.log(P), axis=-1),
     squared_mahalanobis=_diag_sq_mahalanobis,
-    second_moment=lambda r, Xc: jnp.einsum("nk,nkd->kd", r, Xc * Xc),
+    second_moment=lambda r, Xc: r.T @ (Xc * Xc),
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
     from_moments=lambda S, reg: jax.lax.rsqrt(S + reg),
     covariances=lambda P: 1.0 / (P * P),
@@ -159,8 +178,7 @@ DIAG = Family(
 
 
 def _spherical_sq_mahalanobis(X, means, P):
-    d = X[:, None, :] - means[None, :, :]
-    return jnp.sum(d * d, axis=-1) * (P * P)[None, :]
+    return _expanded_sq_distances(X, means, None) * (P * P)[None, :]
 
 
 SPHERICAL = Family(
@@ -197,5 +215,8 @@ def log_gaussian(X: jax.Array, means: jax.Array, prec_chol: jax.Array, covarianc
     """
     D = X.shape[-1]
     family = FAMILIES[covariance_type]
-    sq = family.squared_mahalanobis(X, means, prec_chol)
+    # Translation invariance: measure from the centre of the means, which
+    # keeps float32 products accurate on data far from the origin.
+    centre = jnp.mean(means, axis=0)
+    sq = family.squared_mahalanobis(X - centre, means - centre, prec_chol)
     return -0.5 * (D * math.log(2 * math.pi) + sq) + family.log_det(prec_chol, D)

@@ -24,12 +24,12 @@ class SuffStats(NamedTuple):
 
     Attributes:
       nk: (K,) Σ_n w_n r_nk.
-      sx: (K, D) Σ_n w_n r_nk (x_n - c_k).
-      sxx: Σ_n w_n r_nk (x_n - c_k)(x_n - c_k)ᵀ in the family's form:
+      sx: (K, D) Σ_n w_n r_nk (x_n - c).
+      sxx: Σ_n w_n r_nk (x_n - c)(x_n - c)ᵀ in the family's form:
         full (K, D, D); tied (D, D), summed over k; diag and spherical (K, D),
         the diagonal only.
-      shift: (K, D) the centres c_k. Statistics computed with the same shift
-        add up across chunks of data.
+      shift: (D,) the centre c. Statistics computed with the same shift add
+        up across chunks of data.
     """
 
     nk: jax.Array
@@ -50,6 +50,13 @@ def weighted_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
     return log_gauss + jnp.log(params.weights)
 
 
+def _log_resp(params: GMMParams, X: jax.Array):
+    """(N, K) log γ(z_nk) and (N,) log p(x_n), by log-sum-exp."""
+    weighted = weighted_log_prob(params, X)
+    log_norm = logsumexp(weighted, axis=1)
+    return weighted - log_norm[:, None], log_norm
+
+
 @jax.jit
 def e_step(params: GMMParams, X: jax.Array, sample_weight: jax.Array | None = None):
     """E-step: responsibilities γ(z_nk) by Bayes' rule, in log space.
@@ -64,11 +71,9 @@ def e_step(params: GMMParams, X: jax.Array, sample_weight: jax.Array | None = No
       log_likelihood: () mean per-sample log-likelihood (1/N) Σ_n log p(x_n),
         weighted by ``sample_weight`` when given.
     """
-    weighted = weighted_log_prob(params, X)
-    log_norm = logsumexp(weighted, axis=1)
+    log_resp, log_norm = _log_resp(params, X)
     w = _weights_or_ones(sample_weight, X)
-    log_likelihood = jnp.sum(w * log_norm) / jnp.sum(w)
-    return weighted - log_norm[:, None], log_likelihood
+    return log_resp, (w @ log_norm) / jnp.sum(w)
 
 
 @functools.partial(jax.jit, static_argnames="covariance_type")
@@ -88,9 +93,10 @@ def suff_stats(
       sample_weight: optional (N,) non-negative weights; weight 2 counts a row
         twice.
       covariance_type: which second moment to accumulate.
-      shift: optional (K, D) centres c_k. Default: the weighted means of this
-        data (two passes, the most accurate). Pass fixed centres (e.g. the
-        previous means) to make statistics of chunks add up.
+      shift: optional (D,) centre c. Default: the weighted mean of X. Pass a
+        fixed centre (e.g. the mean of all the data) to make statistics of
+        chunks add up. Second moments about a centre near the data keep
+        float32 accurate on data far from the origin.
 
     Returns:
       SuffStats.
@@ -99,10 +105,9 @@ def suff_stats(
     resp_w = resp * w[:, None]
     nk = jnp.sum(resp_w, axis=0)
     if shift is None:
-        tiny = 10 * jnp.finfo(X.dtype).eps
-        shift = (resp_w.T @ X) / (nk + tiny)[:, None]
-    Xc = X[:, None, :] - shift[None, :, :]
-    sx = jnp.einsum("nk,nkd->kd", resp_w, Xc)
+        shift = (w @ X) / jnp.sum(w)
+    Xc = X - shift
+    sx = resp_w.T @ Xc
     sxx = FAMILIES[covariance_type].second_moment(resp_w, Xc)
     return SuffStats(nk, sx, sxx, shift)
 
@@ -111,7 +116,7 @@ def suff_stats(
 def params_from_stats(stats: SuffStats, covariance_type: str = "full", reg_covar=1e-6) -> GMMParams:
     """Closed-form maximiser of the expected complete-data log-likelihood.
 
-    π_k = N_k / Σ_j N_j,  μ_k = c_k + d_k with d_k = sx_k / N_k, and
+    π_k = N_k / Σ_j N_j,  μ_k = c + d_k with d_k = sx_k / N_k, and
     Σ_k = sxx_k / N_k - d_k d_kᵀ + reg_covar·I (family-specific pooling), the
     precision Cholesky factor computed by a triangular solve.
 
@@ -153,3 +158,90 @@ def m_step(
     """
     stats = suff_stats(resp, X, sample_weight, covariance_type=covariance_type)
     return params_from_stats(stats, covariance_type, reg_covar)
+
+
+def chunk_rows(X: jax.Array, w: jax.Array, chunk_size: int):
+    """Split (N, D) data and (N,) weights into (C, chunk_size, ·) blocks.
+
+    The last block is padded with zero rows of weight 0, which add nothing to
+    any statistic.
+    """
+    N, D = X.shape
+    C = -(-N // chunk_size)
+    pad = C * chunk_size - N
+    Xs = jnp.pad(X, ((0, pad), (0, 0))).reshape(C, chunk_size, D)
+    ws = jnp.pad(w, (0, pad)).reshape(C, chunk_size)
+    return Xs, ws
+
+
+def total_log_likelihood(params: GMMParams, Xs: jax.Array, ws: jax.Array) -> jax.Array:
+    """() Σ_n w_n log p(x_n) over chunked data (C, B, D), weights (C, B)."""
+
+    def chunk(total, data):
+        X, w = data
+        return total + w @ _log_resp(params, X)[1], None
+
+    return jax.lax.scan(chunk, jnp.zeros((), Xs.dtype), (Xs, ws))[0]
+
+
+def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
+    """The statistics of two disjoint sets of rows (same ``shift``)."""
+    return SuffStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.shift)
+
+
+def _accumulate(chunk_fn, covariance_type: str, K: int, Xs, ws, shift, *extra):
+    """Scan the chunks, summing a scalar and the statistics of responsibilities.
+
+    ``chunk_fn(X, w, *extra_chunk) -> (scalar, resp)`` for one chunk.
+    """
+
+    def step(carry, data):
+        total, stats = carry
+        X, w = data[:2]
+        value, resp = chunk_fn(X, w, *data[2:])
+        new = suff_stats(resp, X, w, covariance_type=covariance_type, shift=shift)
+        return (total + value, add_stats(stats, new)), None
+
+    D, dtype = Xs.shape[-1], Xs.dtype
+    zeros = suff_stats(
+        jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype),
+        covariance_type=covariance_type, shift=shift,
+    )
+    (total, stats), _ = jax.lax.scan(step, (jnp.zeros((), dtype), zeros), (Xs, ws, *extra))
+    return total, stats
+
+
+def stats_from_resp(resp, Xs, ws, covariance_type: str, shift) -> SuffStats:
+    """SuffStats of given (N, K) responsibilities over chunked data (C, B, D).
+
+    Rows of ``resp`` beyond N (the padding of the last chunk) count as zero.
+    """
+    C, B, _ = Xs.shape
+    K = resp.shape[1]
+    resp_s = jnp.pad(resp, ((0, C * B - resp.shape[0]), (0, 0))).reshape(C, B, K)
+    return _accumulate(lambda X, w, r: (0.0, r), covariance_type, K, Xs, ws, shift, resp_s)[1]
+
+
+def em_pass(params: GMMParams, Xs: jax.Array, ws: jax.Array, shift: jax.Array):
+    """One fused pass over chunks: E-step and sufficient statistics together.
+
+    Memory stays O(chunk·K·D) instead of O(N·K·D), and each chunk's
+    responsibilities are used while they are still in cache.
+
+    Args:
+      params: current GMMParams.
+      Xs: (C, B, D) data in C chunks of B rows (see ``chunk_rows``).
+      ws: (C, B) sample weights, 0 on padding rows.
+      shift: (D,) common centre of the statistics.
+
+    Returns:
+      log_likelihood: () weighted mean log-likelihood under ``params``.
+      stats: SuffStats of the whole data, centred at ``shift``.
+    """
+
+    def chunk(X, w):
+        log_resp, log_norm = _log_resp(params, X)
+        return w @ log_norm, jnp.exp(log_resp)
+
+    total, stats = _accumulate(chunk, params.covariance_type, params.n_components, Xs, ws, shift)
+    return total / jnp.sum(ws), stats

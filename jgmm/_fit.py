@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._covariance import FAMILIES
-from jgmm._em import e_step, m_step
+from jgmm._em import chunk_rows, em_pass, params_from_stats, total_log_likelihood
 from jgmm._init import INIT_METHODS, initialize
 from jgmm._params import FitResult, GMMParams, Status
 from jgmm._validation import (
@@ -48,6 +48,9 @@ from jgmm._validation import (
     check_sample_weight,
 )
 
+CHUNK_BYTES = 4 << 20
+CELLS_PER_BATCH_CPU = 2
+MIN_CHUNK = 128
 COLLAPSE_FACTOR = 10.0
 DATA_SCALE_FACTOR = 1e3
 
@@ -102,17 +105,20 @@ def collapsed_components(params: GMMParams, reg_covar, data_cov: jax.Array) -> j
     return jnp.any((variances <= floor) & (data_var >= DATA_SCALE_FACTOR * floor), axis=-1)
 
 
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
+def _usable(params: GMMParams) -> jax.Array:
+    """() bool: all parameters finite and every precision factor invertible
+    (a finite log-determinant; an overflowed covariance gives P = 0)."""
+    leaves = jax.tree.leaves(params) + [FAMILIES[params.covariance_type].log_det(params.prec_chol, params.n_features)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
-def em_loop(params: GMMParams, X, w, tol, reg_covar, data_cov, max_iter: int, mask=None) -> FitResult:
+def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, mask=None) -> FitResult:
     """Run EM from ``params`` until convergence, failure or ``max_iter``.
 
     Args:
       params: initial GMMParams (inactive components already masked).
-      X: (N, D) samples.
-      w: (N,) sample weights.
+      Xs: (C, B, D) samples in chunks, centred (see ``jgmm._em.chunk_rows``).
+      ws: (C, B) sample weights, 0 on padding rows.
       tol: () convergence threshold on the change of mean log-likelihood.
       reg_covar: () covariance regularisation.
       data_cov: (D, D) data covariance, the scale for the collapse rule.
@@ -123,7 +129,8 @@ def em_loop(params: GMMParams, X, w, tol, reg_covar, data_cov, max_iter: int, ma
       FitResult for this single run.
     """
     covariance_type = params.covariance_type
-    dtype = X.dtype
+    dtype = Xs.dtype
+    shift = jnp.zeros(Xs.shape[-1], dtype)
     if mask is None:
         mask = jnp.ones(params.weights.shape, bool)
 
@@ -131,9 +138,9 @@ def em_loop(params: GMMParams, X, w, tol, reg_covar, data_cov, max_iter: int, ma
         return (s.status == Status.MAX_ITER) & (s.n_iter < max_iter)
 
     def body(s: EMState) -> EMState:
-        log_resp, ll = e_step(s.params, X, w)
-        new = mask_components(m_step(jnp.exp(log_resp), X, covariance_type, reg_covar, w), mask)
-        bad = ~jnp.isfinite(ll) | ~_all_finite(new)
+        ll, stats = em_pass(s.params, Xs, ws, shift)
+        new = mask_components(params_from_stats(stats, covariance_type, reg_covar), mask)
+        bad = ~jnp.isfinite(ll) | ~_usable(new)
         collapsed = jnp.any(collapsed_components(new, reg_covar, data_cov) & mask)
         status = jnp.select(
             [bad, collapsed, jnp.abs(ll - s.log_likelihood) < tol],
@@ -153,7 +160,7 @@ def em_loop(params: GMMParams, X, w, tol, reg_covar, data_cov, max_iter: int, ma
         history=jnp.full((max_iter,), jnp.nan, dtype),
     )
     s = jax.lax.while_loop(cond, body, init)
-    _, ll = e_step(s.params, X, w)
+    ll = total_log_likelihood(s.params, Xs, ws) / jnp.sum(ws)
     status = jnp.where(jnp.isfinite(ll), s.status, Status.NONFINITE).astype(jnp.int32)
     return FitResult(s.params, ll, s.n_iter, status == Status.CONVERGED, status, s.history)
 
@@ -175,22 +182,70 @@ def _shift_means(params: GMMParams, offset) -> GMMParams:
     return dataclasses.replace(params, means=params.means + offset)
 
 
+_GRID_STATIC = ("n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch")
+# On CPU, LLVM's lighter optimisation level compiles the grid program about a
+# third faster and runs it as fast (measured: experiments/bench_select.py).
+_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+@functools.cache
+def _jitted_grid_program(backend: str):
+    options = _CPU_COMPILER_OPTIONS if backend == "cpu" else None
+    return jax.jit(_grid_program, static_argnames=_GRID_STATIC, compiler_options=options)
+
+
+def fit_grid(*args, **kwargs):
+    """Run ``_grid_program`` compiled for the default backend (see there)."""
+    return _jitted_grid_program(jax.default_backend())(*args, **kwargs)
+
+
+def default_cells_per_batch(n_cells: int) -> int:
+    """Cells (K values) fitted side by side: all on an accelerator; a few on
+    CPU, where running cells one after another lets each stop as soon as its
+    own restarts have converged."""
+    return n_cells if jax.default_backend() != "cpu" else min(n_cells, CELLS_PER_BATCH_CPU)
+
+
+def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int) -> int:
+    """Rows per chunk so that one chunk's (members, rows, K, D) work array
+    fits in ``CHUNK_BYTES``; at least ``MIN_CHUNK`` rows, at most N."""
+    rows = CHUNK_BYTES // max(1, n_members * K * D * itemsize)
+    rows = 1 << max(int(rows).bit_length() - 1, 0)  # a power of two
+    return int(min(N, max(MIN_CHUNK, rows)))
+
+
 def restart_keys(key, n_init: int):
     """The key of each restart: ``key`` itself for one, else ``split(key, n_init)``."""
     return key[None] if n_init == 1 else jax.random.split(key, n_init)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k")
-)
-def fit_grid(
-    key, n_active, X, w, tol, reg_covar, init_params, *, n_components, covariance_type, max_iter, init, n_init, fold_in_k
+def _grid_program(
+    key,
+    n_active,
+    X,
+    w,
+    tol,
+    reg_covar,
+    init_params,
+    *,
+    n_components,
+    covariance_type,
+    max_iter,
+    init,
+    n_init,
+    fold_in_k,
+    chunk_size,
+    cells_per_batch,
 ):
     """Fits for several K at once, ``n_init`` restarts each: one program.
 
     Every model is padded to ``n_components`` (K_max) components; model m has
-    ``n_active[m]`` active ones. Cell m uses the key ``fold_in(key, K_m)`` if
-    ``fold_in_k`` else ``key``, and restart keys from ``restart_keys``.
+    ``n_active[m]`` active ones. Cells run ``cells_per_batch`` at a time
+    (``lax.map``), each cell's restarts side by side (``vmap``). Cell m uses
+    the key ``fold_in(key, K_m)`` if ``fold_in_k`` else ``key``, and restart
+    keys from ``restart_keys``.
+
+    The EM passes run over chunks of ``chunk_size`` rows (``em_pass``).
 
     Returns:
       best: FitResult with a leading (M,) axis, the best restart of each cell.
@@ -199,13 +254,14 @@ def fit_grid(
     offset = (w @ X) / jnp.sum(w)
     Xc = X - offset
     data_cov = (Xc * w[:, None]).T @ Xc / jnp.sum(w)
+    Xs, ws = chunk_rows(Xc, w, chunk_size)
 
     def member(key, mask):
         if init_params is None:
-            params = mask_components(initialize(key, Xc, w, mask, init, covariance_type, reg_covar), mask)
+            params = mask_components(initialize(key, Xc, w, mask, init, covariance_type, reg_covar, Xs, ws), mask)
         else:
             params = _shift_means(init_params, -offset)
-        return em_loop(params, Xc, w, tol, reg_covar, data_cov, max_iter, mask)
+        return em_loop(params, Xs, ws, tol, reg_covar, data_cov, max_iter, mask)
 
     def cell(K):
         cell_key = jax.random.fold_in(key, K) if fold_in_k else key
@@ -214,7 +270,7 @@ def fit_grid(
         best = jax.tree.map(lambda a: a[best_member(results)], results)
         return best._replace(params=_shift_means(best.params, offset)), results.status
 
-    return jax.vmap(cell)(n_active)
+    return jax.lax.map(cell, n_active, batch_size=cells_per_batch)
 
 
 def fit(
@@ -290,5 +346,7 @@ def fit(
         init=init,
         n_init=n_init,
         fold_in_k=False,
+        chunk_size=default_chunk_size(N, K, D, n_init, X.dtype.itemsize),
+        cells_per_batch=1,
     )
     return jax.tree.map(lambda a: a[0], best)

@@ -3,9 +3,14 @@
 Every method produces responsibilities (N, K) and turns them into parameters
 with ``m_step``, as scikit-learn does:
 
-  "kmeans++"          k-means++ seeding (D² sampling) then ``N_LLOYD`` Lloyd
+  "kmeans++"          greedy k-means++ seeding (D² sampling, best of
+                      ``N_TRIALS`` candidates per centre) then ``N_LLOYD`` Lloyd
                       steps; one-hot responsibilities of the nearest centre.
-  "k-means++"         k-means++ seeding only (scikit-learn's 'k-means++').
+                      Seeding and Lloyd steps use an evenly strided subsample
+                      of at most ``INIT_SAMPLE`` rows, so their cost does not
+                      grow with N.
+  "k-means++"         the greedy k-means++ seeding only (as scikit-learn's
+                      'k-means++').
   "random"            uniform random responsibilities, normalised per row.
   "random_from_data"  K distinct samples, each the sole member of one
                       component (scikit-learn's 'random_from_data').
@@ -16,10 +21,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jgmm._em import m_step
+from jgmm._em import params_from_stats, stats_from_resp
 
 INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
 N_LLOYD = 10
+N_TRIALS = 4
+INIT_SAMPLE = 8192
 
 
 def _sq_distances(X, centers):
@@ -28,23 +35,34 @@ def _sq_distances(X, centers):
     return jnp.maximum(d2, 0)
 
 
-def _kmeans_plusplus(key, X, w, K):
-    """(K, D) centres by D² sampling, each draw weighted by w_n·d²(x_n).
+def _draw(u, mass):
+    """The index whose cumulative mass first exceeds u·Σ mass, u in [0, 1)."""
+    cdf = jnp.cumsum(mass)
+    return jnp.minimum(jnp.sum(cdf <= u * cdf[-1]), mass.shape[0] - 1)
 
-    Draw i uses ``fold_in(key, i)``, so the first k centres do not depend on K.
+
+def _kmeans_plusplus(key, X, w, K):
+    """(K, D) centres by greedy D² sampling, each draw weighted by w_n·d²(x_n).
+
+    As scikit-learn's greedy k-means++: each step draws ``N_TRIALS``
+    candidates and keeps the one that lowers the potential Σ w·d² most. Step
+    i uses uniforms from ``fold_in(key, i)``, so the first k centres do not
+    depend on K.
     """
-    log_w = jnp.log(w)
-    c0 = X[jax.random.categorical(jax.random.fold_in(key, 0), log_w)]
+    u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (N_TRIALS,), X.dtype))(jnp.arange(K))
+    c0 = X[_draw(u[0, 0], w)]
     centers = jnp.zeros((K, X.shape[1]), X.dtype).at[0].set(c0)
     d2 = jnp.sum((X - c0) ** 2, axis=1)
 
     def body(i, carry):
         centers, d2 = carry
-        logits = log_w + jnp.log(d2)
+        mass = w * d2
         # All remaining mass at distance 0 (duplicates): fall back to weights.
-        logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, log_w)
-        c = X[jax.random.categorical(jax.random.fold_in(key, i), logits)]
-        return centers.at[i].set(c), jnp.minimum(d2, jnp.sum((X - c) ** 2, axis=1))
+        mass = jnp.where(jnp.sum(mass) > 0, mass, w)
+        candidates = X[jax.vmap(_draw, in_axes=(0, None))(u[i], mass)]  # (T, D)
+        d2_new = jnp.minimum(d2[None, :], _sq_distances(X, candidates).T)  # (T, N)
+        best = jnp.argmin(d2_new @ w)
+        return centers.at[i].set(candidates[best]), d2_new[best]
 
     centers, _ = jax.lax.fori_loop(1, K, body, (centers, d2))
     return centers
@@ -92,13 +110,20 @@ def initial_resp(key: jax.Array, X: jax.Array, w: jax.Array, mask: jax.Array, in
         scores = jnp.log(w) + jax.random.gumbel(key, (N,), X.dtype)
         idx = jnp.argsort(-scores)[:K]
         return jnp.zeros((N, K), X.dtype).at[idx, jnp.arange(K)].set(mask.astype(X.dtype))
-    centers = _kmeans_plusplus(key, X, w, K)
+    stride = -(-N // INIT_SAMPLE)
+    X_sample, w_sample = X[::stride], w[::stride]
+    centers = _kmeans_plusplus(key, X_sample, w_sample, K)
     if init == "kmeans++":
-        centers = _lloyd(X, w, centers, mask, N_LLOYD)
+        centers = _lloyd(X_sample, w_sample, centers, mask, N_LLOYD)
     return _nearest(X, centers, mask)
 
 
-def initialize(key, X, w, mask, init, covariance_type, reg_covar):
-    """GMMParams from the initial responsibilities of method ``init``."""
+def initialize(key, X, w, mask, init, covariance_type, reg_covar, Xs, ws):
+    """GMMParams from the initial responsibilities of method ``init``.
+
+    ``Xs``, ``ws`` are X and w in chunks (``jgmm._em.chunk_rows``), over
+    which the statistics are summed; X is centred, so the shift is 0.
+    """
     resp = initial_resp(key, X, w, mask, init)
-    return m_step(resp, X, covariance_type, reg_covar, w)
+    stats = stats_from_resp(resp, Xs, ws, covariance_type, jnp.zeros(X.shape[1], X.dtype))
+    return params_from_stats(stats, covariance_type, reg_covar)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._criteria import count_parameters
-from jgmm._fit import fit_grid
+from jgmm._fit import default_cells_per_batch, default_chunk_size, fit_grid
 from jgmm._params import COVARIANCE_TYPES, GMMParams, Status
 from jgmm._validation import (
     check_array,
@@ -216,6 +216,7 @@ def select(
     total_weight = float(np.sum(np.asarray(w, np.float64)))
 
     results, statuses = {}, {}
+    batch = default_cells_per_batch(len(Ks))
     for family in families:
         best, restart_status = fit_grid(
             key,
@@ -231,9 +232,13 @@ def select(
             init="kmeans++",
             n_init=n_init,
             fold_in_k=True,
+            chunk_size=default_chunk_size(N, Ks[-1], D, n_init * batch, X.dtype.itemsize),
+            cells_per_batch=batch,
         )
-        results[family] = jax.tree.map(np.asarray, best)
-        statuses[family] = np.asarray(restart_status)
+        # Not read back yet: the next family compiles while this one runs.
+        results[family], statuses[family] = best, restart_status
+    results = {family: jax.tree.map(np.asarray, best) for family, best in results.items()}
+    statuses = {family: np.asarray(status) for family, status in statuses.items()}
 
     table = _table(results, statuses, Ks, D, total_weight)
     return Selection(table, _best(table, criterion), criterion, Ks, results)

@@ -109,7 +109,7 @@ def test_integer_sample_weight_equals_duplicated_rows(x64, covariance_type):
 @pytest.mark.parametrize("covariance_type", FAMILIES)
 def test_suff_stats_add_up_over_chunks(x64, covariance_type):
     X, resp, w = random_problem(6, N=90)
-    shift = jnp.asarray(np.random.default_rng(6).normal(size=(3, 3)))
+    shift = jnp.asarray(np.random.default_rng(6).normal(size=3))
     chunks = [
         jgmm.suff_stats(resp[i : i + 30], X[i : i + 30], w[i : i + 30], covariance_type=covariance_type, shift=shift)
         for i in range(0, 90, 30)

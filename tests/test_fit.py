@@ -74,8 +74,9 @@ def test_restarts_are_the_best_of_single_fits():
     best = jgmm.fit(key, X, 5, init="random", n_init=4, max_iter=30)
     singles = [jgmm.fit(k, X, 5, init="random", max_iter=30) for k in jax.random.split(key, 4)]
     lls = np.array([float(s.log_likelihood) for s in singles])
-    np.testing.assert_allclose(best.log_likelihood, lls.max(), rtol=1e-6)
-    np.testing.assert_allclose(best.params.means, singles[int(lls.argmax())].params.means, rtol=1e-5, atol=1e-5)
+    # float32, summed in chunks of different sizes: equal to rounding.
+    np.testing.assert_allclose(best.log_likelihood, lls.max(), rtol=1e-5)
+    np.testing.assert_allclose(best.params.means, singles[int(lls.argmax())].params.means, rtol=1e-4, atol=1e-4)
 
 
 def test_vmap_over_keys_equals_a_loop_of_fits():
@@ -178,16 +179,17 @@ def test_component_collapsing_onto_duplicates_is_degenerate(covariance_type):
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(result.params))
 
 
-def test_nonfinite_step_keeps_last_finite_parameters(x64):
-    # Collinear data with no regularisation: the first M-step's covariance is
-    # singular, its Cholesky factor not finite.
-    t = np.linspace(-1, 1, 50)
-    X = np.stack([t, 2 * t], axis=1)
-    start = jgmm.GMMParams(jnp.array([1.0]), jnp.array([[0.0, 0.0]]), jnp.eye(2)[None], "full")
-    result = jgmm.fit(jax.random.key(0), X, 1, init=start, reg_covar=0.0)
+def test_nonfinite_step_keeps_last_finite_parameters():
+    # float32 data of scale 1e20: the likelihood is finite under the starting
+    # parameters, but the second moments (~1e40) overflow in the M-step.
+    X = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32) * 1e20
+    start = jgmm.GMMParams(jnp.array([1.0]), jnp.zeros((1, 2)), 1e-20 * jnp.eye(2)[None], "full")
+    result = jgmm.fit(jax.random.key(0), X, 1, init=start)
     assert int(result.status) == jgmm.Status.NONFINITE
-    for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(start)):
-        np.testing.assert_allclose(a, b, atol=1e-12)
+    assert int(result.n_iter) == 1
+    np.testing.assert_allclose(result.params.weights, start.weights)
+    np.testing.assert_allclose(result.params.prec_chol, start.prec_chol, rtol=1e-6)
+    np.testing.assert_allclose(result.params.means, start.means, atol=1e-6 * 1e20)  # centring round trip
 
 
 def test_best_member_prefers_healthy_fits_over_higher_degenerate_ones():
