@@ -10,7 +10,6 @@ may differ where the likelihood has several optima). Prints one row per
 import warnings
 
 import jax
-import numpy as np
 from sklearn.mixture import GaussianMixture
 
 import jgmm

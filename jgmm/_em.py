@@ -174,16 +174,6 @@ def chunk_rows(X: jax.Array, w: jax.Array, chunk_size: int):
     return Xs, ws
 
 
-def total_log_likelihood(params: GMMParams, Xs: jax.Array, ws: jax.Array) -> jax.Array:
-    """() Σ_n w_n log p(x_n) over chunked data (C, B, D), weights (C, B)."""
-
-    def chunk(total, data):
-        X, w = data
-        return total + w @ _log_resp(params, X)[1], None
-
-    return jax.lax.scan(chunk, jnp.zeros((), Xs.dtype), (Xs, ws))[0]
-
-
 def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
     """The statistics of two disjoint sets of rows (same ``shift``)."""
     return SuffStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.shift)

@@ -2,8 +2,10 @@
 
 Each iteration is scikit-learn's: an E-step on the current parameters gives
 the mean log-likelihood L_t and the responsibilities, an M-step gives the next
-parameters, and the fit has converged when |L_t - L_{t-1}| < tol. After the
-loop one more E-step gives the log-likelihood of the parameters returned.
+parameters, and the fit has converged when |L_t - L_{t-1}| < tol. One more
+pass of the same loop then gives the log-likelihood of the parameters
+returned. Each iteration is one fused pass over chunks of the data
+(``jgmm._em.em_pass``).
 
 Failures are status codes, not exceptions, so one bad restart never spoils a
 batch:
@@ -34,18 +36,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._covariance import FAMILIES
-from jgmm._em import chunk_rows, em_pass, params_from_stats, total_log_likelihood
+from jgmm._em import chunk_rows, em_pass, params_from_stats
 from jgmm._init import INIT_METHODS, initialize
 from jgmm._params import FitResult, GMMParams, Status
+from jgmm._precision import full_precision
 from jgmm._validation import (
-    check_array,
     check_choice,
     check_covariance_type,
-    check_int,
+    check_em_arguments,
     check_n_components,
-    check_nonnegative,
     check_params,
-    check_sample_weight,
 )
 
 CHUNK_BYTES = 4 << 20
@@ -65,6 +65,9 @@ class EMState(NamedTuple):
       previous: () L_{t-1}.
       status: () int32 ``Status``; MAX_ITER while running.
       history: (max_iter,) L_t per iteration, NaN beyond n_iter.
+      stopped: () bool, EM has stopped: the next pass only evaluates the
+        log-likelihood of the final parameters.
+      done: () bool, that final pass has run; ``log_likelihood`` is its value.
     """
 
     params: GMMParams
@@ -73,6 +76,8 @@ class EMState(NamedTuple):
     previous: jax.Array
     status: jax.Array
     history: jax.Array
+    stopped: jax.Array
+    done: jax.Array
 
 
 def mask_components(params: GMMParams, mask: jax.Array) -> GMMParams:
@@ -135,9 +140,10 @@ def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, 
         mask = jnp.ones(params.weights.shape, bool)
 
     def cond(s: EMState):
-        return (s.status == Status.MAX_ITER) & (s.n_iter < max_iter)
+        return ~s.done
 
     def body(s: EMState) -> EMState:
+        # One pass: the E-step on s.params, and the statistics for the M-step.
         ll, stats = em_pass(s.params, Xs, ws, shift)
         new = mask_components(params_from_stats(stats, covariance_type, reg_covar), mask)
         bad = ~jnp.isfinite(ll) | ~_usable(new)
@@ -147,9 +153,24 @@ def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, 
             [Status.NONFINITE, Status.DEGENERATE, Status.CONVERGED],
             Status.MAX_ITER,
         ).astype(jnp.int32)
-        params = jax.tree.map(lambda old, upd: jnp.where(bad, old, upd), s.params, new)
-        history = s.history.at[s.n_iter].set(ll)
-        return EMState(params, s.n_iter + 1, ll, s.log_likelihood, status, history)
+        n_iter = s.n_iter + 1
+        em = EMState(
+            params=jax.tree.map(lambda old, upd: jnp.where(bad, old, upd), s.params, new),
+            n_iter=n_iter,
+            log_likelihood=ll,
+            previous=s.log_likelihood,
+            status=status,
+            history=s.history.at[s.n_iter].set(ll),
+            stopped=(status != Status.MAX_ITER) | (n_iter >= max_iter),
+            done=jnp.asarray(False),
+        )
+        # After EM stopped, this pass was only for the final log-likelihood.
+        final = s._replace(
+            log_likelihood=ll,
+            status=jnp.where(jnp.isfinite(ll), s.status, Status.NONFINITE).astype(jnp.int32),
+            done=jnp.asarray(True),
+        )
+        return jax.tree.map(lambda f, e: jnp.where(s.stopped, f, e), final, em)
 
     init = EMState(
         params=params,
@@ -158,11 +179,11 @@ def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, 
         previous=jnp.asarray(-jnp.inf, dtype),
         status=jnp.asarray(Status.MAX_ITER, jnp.int32),
         history=jnp.full((max_iter,), jnp.nan, dtype),
+        stopped=jnp.asarray(False),
+        done=jnp.asarray(False),
     )
     s = jax.lax.while_loop(cond, body, init)
-    ll = total_log_likelihood(s.params, Xs, ws) / jnp.sum(ws)
-    status = jnp.where(jnp.isfinite(ll), s.status, Status.NONFINITE).astype(jnp.int32)
-    return FitResult(s.params, ll, s.n_iter, status == Status.CONVERGED, status, s.history)
+    return FitResult(s.params, s.log_likelihood, s.n_iter, s.status == Status.CONVERGED, s.status, s.history)
 
 
 def best_member(results: FitResult) -> jax.Array:
@@ -194,6 +215,7 @@ def _jitted_grid_program(backend: str):
     return jax.jit(_grid_program, static_argnames=_GRID_STATIC, compiler_options=options)
 
 
+@full_precision
 def fit_grid(*args, **kwargs):
     """Run ``_grid_program`` compiled for the default backend (see there)."""
     return _jitted_grid_program(jax.default_backend())(*args, **kwargs)
@@ -312,15 +334,10 @@ def fit(
     Raises:
       ValueError: on invalid input, before anything is traced.
     """
-    X = check_array(X)
+    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar)
     N, D = X.shape
     K = check_n_components(n_components, N)
     covariance_type = check_covariance_type(covariance_type)
-    n_init = check_int(n_init, "n_init", 1)
-    max_iter = check_int(max_iter, "max_iter", 1)
-    tol = check_nonnegative(tol, "tol")
-    reg_covar = check_nonnegative(reg_covar, "reg_covar")
-    w = check_sample_weight(sample_weight, N, X.dtype)
     init_params = None
     if isinstance(init, GMMParams):
         check_params(init, n_features=D, n_components=K)
@@ -337,8 +354,8 @@ def fit(
         np.array([K], np.int32),
         X,
         w,
-        jnp.asarray(tol, X.dtype),
-        jnp.asarray(reg_covar, X.dtype),
+        tol,
+        reg_covar,
         init_params,
         n_components=K,
         covariance_type=covariance_type,

@@ -11,6 +11,7 @@ from jax.scipy.special import logsumexp
 from jgmm._covariance import FAMILIES
 from jgmm._em import e_step, weighted_log_prob
 from jgmm._params import GMMParams
+from jgmm._precision import full_precision
 from jgmm._validation import check_array, check_params
 
 _log_prob = jax.jit(lambda params, X: logsumexp(weighted_log_prob(params, X), axis=1))
@@ -24,16 +25,19 @@ def checked_data(params: GMMParams, X) -> jax.Array:
     return check_array(X, n_features=params.n_features, expected_by="the mixture")
 
 
+@full_precision
 def log_prob(params: GMMParams, X) -> jax.Array:
     """(N,) log p(x_n) = log Σ_k π_k N(x_n | μ_k, Σ_k) for X (N, D)."""
     return _log_prob(params, checked_data(params, X))
 
 
+@full_precision
 def predict_proba(params: GMMParams, X) -> jax.Array:
     """(N, K) responsibilities γ(z_nk) for X (N, D); rows sum to 1."""
     return _predict_proba(params, checked_data(params, X))
 
 
+@full_precision
 def predict(params: GMMParams, X) -> jax.Array:
     """(N,) int labels argmax_k γ(z_nk) for X (N, D)."""
     return _predict(params, checked_data(params, X))

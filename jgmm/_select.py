@@ -25,15 +25,7 @@ import numpy as np
 from jgmm._criteria import count_parameters
 from jgmm._fit import default_cells_per_batch, default_chunk_size, fit_grid
 from jgmm._params import COVARIANCE_TYPES, GMMParams, Status
-from jgmm._validation import (
-    check_array,
-    check_choice,
-    check_covariance_type,
-    check_int,
-    check_n_components,
-    check_nonnegative,
-    check_sample_weight,
-)
+from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_n_components
 
 CRITERIA = ("bic", "aic")
 _HEALTHY = (Status.CONVERGED, Status.MAX_ITER)
@@ -199,7 +191,7 @@ def select(
     Returns:
       Selection.
     """
-    X = check_array(X)
+    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar)
     N, D = X.shape
     Ks = _check_components(n_components, N)
     if isinstance(covariance_types, str):
@@ -208,11 +200,6 @@ def select(
     if not families:
         raise ValueError("covariance_types must name at least one covariance family.")
     criterion = check_choice(criterion, "criterion", CRITERIA)
-    n_init = check_int(n_init, "n_init", 1)
-    max_iter = check_int(max_iter, "max_iter", 1)
-    tol = check_nonnegative(tol, "tol")
-    reg_covar = check_nonnegative(reg_covar, "reg_covar")
-    w = check_sample_weight(sample_weight, N, X.dtype)
     total_weight = float(np.sum(np.asarray(w, np.float64)))
 
     results, statuses = {}, {}
@@ -223,8 +210,8 @@ def select(
             np.asarray(Ks, np.int32),
             X,
             w,
-            jnp.asarray(tol, X.dtype),
-            jnp.asarray(reg_covar, X.dtype),
+            tol,
+            reg_covar,
             None,
             n_components=Ks[-1],
             covariance_type=family,

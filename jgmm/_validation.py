@@ -192,3 +192,19 @@ def check_params(params, n_features: int | None = None, n_components: int | None
     if n_features is not None and D != n_features:
         raise ValueError(f"X has {n_features} features, but the parameters are expecting {D} features as input.")
     return params
+
+
+def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar):
+    """Validate what ``fit`` and ``select`` share.
+
+    Returns:
+      (X as a floating JAX array, weights (N,), n_init, max_iter, tol and
+      reg_covar as scalars of X's dtype).
+    """
+    X = check_array(X)
+    n_init = check_int(n_init, "n_init", 1)
+    max_iter = check_int(max_iter, "max_iter", 1)
+    tol = _as_dtype(check_nonnegative(tol, "tol"), X.dtype)
+    reg_covar = _as_dtype(check_nonnegative(reg_covar, "reg_covar"), X.dtype)
+    w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    return X, w, n_init, max_iter, tol, reg_covar

@@ -1,6 +1,5 @@
 """The four families: densities against scipy, parameter counts, conversions."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

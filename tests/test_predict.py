@@ -1,7 +1,6 @@
 """Scoring and sampling from a fitted mixture."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import FAMILIES, blobs, full_covariances
