@@ -6,8 +6,9 @@ set -u
 OUT=${OUT:-experiments/results}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu_info.txt"
+python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null 2>&1 || echo "editable install failed"
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())" | tee -a "$OUT/gpu_info.txt"
-timeout 360 python3 -m pytest -q -p no:cacheprovider tests \
+timeout 330 python3 -m pytest -q -p no:cacheprovider tests \
   2>&1 | tail -15 | tee "$OUT/gpu_pytest.txt"
-timeout 200 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 experiments/bench_select.py 2>&1 | tee "$OUT/gpu_bench_select.txt"
+timeout 180 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 experiments/bench_select.py 2>&1 | tee "$OUT/gpu_bench_select.txt"
 cp experiments/results/bench_select.txt "$OUT/bench_select_gpu_table.txt" 2>/dev/null || true
