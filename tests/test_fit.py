@@ -172,7 +172,7 @@ def test_component_collapsing_onto_duplicates_is_degenerate(covariance_type):
         jgmm.fit(jax.random.key(0), X, 2, covariance_type, max_iter=1).params.prec_chol,
         covariance_type,
     )
-    start = jgmm.GMMParams(start.weights, start.means, start.prec_chol.at[1].multiply(100.0), covariance_type)
+    start = jgmm.GMMParams(start.weights, start.means, start.prec_chol.at[1].multiply(1000.0), covariance_type)
     result = jgmm.fit(jax.random.key(0), X, 2, covariance_type, init=start)
     assert int(result.status) == jgmm.Status.DEGENERATE
     assert int(healthy.status) == jgmm.Status.CONVERGED
