@@ -1,5 +1,8 @@
 """``fit``: EM as one compiled ``lax.while_loop``, restarts batched by ``vmap``.
 
+``fit`` and ``jgmm.select`` share one program, ``_grid_program``: cells
+(values of K, padded to the largest) × restarts (see docs/design.md).
+
 Each iteration is scikit-learn's: an E-step on the current parameters gives
 the mean log-likelihood L_t and the responsibilities, an M-step gives the next
 parameters, and the fit has converged when |L_t - L_{t-1}| < tol. One more
@@ -10,8 +13,8 @@ returned. Each iteration is one fused pass over chunks of the data
 Failures are status codes, not exceptions, so one bad restart never spoils a
 batch:
 
-* NONFINITE: L_t or the new parameters are not finite; the last finite
-  parameters are kept.
+* NONFINITE: L_t or the new parameters are not finite, or a precision factor
+  is singular; the last usable parameters are kept.
 * DEGENERATE: a component collapsed. Along some principal axis of Σ_k the
   variance is at most ``COLLAPSE_FACTOR · reg_covar`` while the data's own
   variance along that axis is at least ``DATA_SCALE_FACTOR`` times that floor
