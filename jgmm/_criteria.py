@@ -22,18 +22,21 @@ def n_parameters(params: GMMParams) -> int:
     return count_parameters(params.covariance_type, params.n_components, params.n_features)
 
 
-def _minus_2_total_log_likelihood(params: GMMParams, X):
+def information_criteria(total_log_likelihood, p: int, N):
+    """(BIC, AIC) = (-2 logL + p·log N, -2 logL + 2p) for a total log-likelihood."""
+    return -2 * total_log_likelihood + p * math.log(N), -2 * total_log_likelihood + 2 * p
+
+
+def _criteria(params: GMMParams, X):
     X = checked_data(params, X)
-    return -2 * jnp.sum(_log_prob(params, X)), X.shape[0]
+    return information_criteria(jnp.sum(_log_prob(params, X)), n_parameters(params), X.shape[0])
 
 
 def bic(params: GMMParams, X) -> jax.Array:
     """() Bayesian information criterion, -2 Σ_n log p(x_n) + p·log N, X (N, D)."""
-    deviance, N = _minus_2_total_log_likelihood(params, X)
-    return deviance + n_parameters(params) * math.log(N)
+    return _criteria(params, X)[0]
 
 
 def aic(params: GMMParams, X) -> jax.Array:
     """() Akaike information criterion, -2 Σ_n log p(x_n) + 2p, X (N, D)."""
-    deviance, _ = _minus_2_total_log_likelihood(params, X)
-    return deviance + 2 * n_parameters(params)
+    return _criteria(params, X)[1]

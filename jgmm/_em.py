@@ -179,11 +179,15 @@ def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
     return SuffStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.shift)
 
 
-def _accumulate(chunk_fn, covariance_type: str, K: int, Xs, ws, shift, *extra):
+def _accumulate(chunk_fn, covariance_type: str, K: int, Xs, ws, *extra):
     """Scan the chunks, summing a scalar and the statistics of responsibilities.
 
-    ``chunk_fn(X, w, *extra_chunk) -> (scalar, resp)`` for one chunk.
+    ``chunk_fn(X, w, *extra_chunk) -> (scalar, resp)`` for one chunk. The
+    chunked data are centred by their maker (``fit`` centres X at its weighted
+    mean), so the statistics are taken about 0.
     """
+    D, dtype = Xs.shape[-1], Xs.dtype
+    shift = jnp.zeros((D,), dtype)
 
     def step(carry, data):
         total, stats = carry
@@ -192,7 +196,6 @@ def _accumulate(chunk_fn, covariance_type: str, K: int, Xs, ws, shift, *extra):
         new = suff_stats(resp, X, w, covariance_type=covariance_type, shift=shift)
         return (total + value, add_stats(stats, new)), None
 
-    D, dtype = Xs.shape[-1], Xs.dtype
     zeros = suff_stats(
         jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype),
         covariance_type=covariance_type, shift=shift,
@@ -201,7 +204,7 @@ def _accumulate(chunk_fn, covariance_type: str, K: int, Xs, ws, shift, *extra):
     return total, stats
 
 
-def stats_from_resp(resp, Xs, ws, covariance_type: str, shift) -> SuffStats:
+def stats_from_resp(resp, Xs, ws, covariance_type: str) -> SuffStats:
     """SuffStats of given (N, K) responsibilities over chunked data (C, B, D).
 
     Rows of ``resp`` beyond N (the padding of the last chunk) count as zero.
@@ -209,10 +212,10 @@ def stats_from_resp(resp, Xs, ws, covariance_type: str, shift) -> SuffStats:
     C, B, _ = Xs.shape
     K = resp.shape[1]
     resp_s = jnp.pad(resp, ((0, C * B - resp.shape[0]), (0, 0))).reshape(C, B, K)
-    return _accumulate(lambda X, w, r: (0.0, r), covariance_type, K, Xs, ws, shift, resp_s)[1]
+    return _accumulate(lambda X, w, r: (0.0, r), covariance_type, K, Xs, ws, resp_s)[1]
 
 
-def em_pass(params: GMMParams, Xs: jax.Array, ws: jax.Array, shift: jax.Array):
+def em_pass(params: GMMParams, Xs: jax.Array, ws: jax.Array):
     """One fused pass over chunks: E-step and sufficient statistics together.
 
     Memory stays O(chunk·K·D) instead of O(N·K·D), and each chunk's
@@ -220,18 +223,17 @@ def em_pass(params: GMMParams, Xs: jax.Array, ws: jax.Array, shift: jax.Array):
 
     Args:
       params: current GMMParams.
-      Xs: (C, B, D) data in C chunks of B rows (see ``chunk_rows``).
+      Xs: (C, B, D) centred data in C chunks of B rows (see ``chunk_rows``).
       ws: (C, B) sample weights, 0 on padding rows.
-      shift: (D,) common centre of the statistics.
 
     Returns:
       log_likelihood: () weighted mean log-likelihood under ``params``.
-      stats: SuffStats of the whole data, centred at ``shift``.
+      stats: SuffStats of the whole data, about 0.
     """
 
     def chunk(X, w):
         log_resp, log_norm = _log_resp(params, X)
         return w @ log_norm, jnp.exp(log_resp)
 
-    total, stats = _accumulate(chunk, params.covariance_type, params.n_components, Xs, ws, shift)
+    total, stats = _accumulate(chunk, params.covariance_type, params.n_components, Xs, ws)
     return total / jnp.sum(ws), stats

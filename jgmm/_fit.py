@@ -41,7 +41,7 @@ import numpy as np
 from jgmm._covariance import FAMILIES
 from jgmm._em import chunk_rows, em_pass, params_from_stats
 from jgmm._init import INIT_METHODS, initialize
-from jgmm._params import FitResult, GMMParams, Status
+from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
 from jgmm._validation import (
     check_choice,
@@ -120,7 +120,7 @@ def _usable(params: GMMParams) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
-def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, mask=None) -> FitResult:
+def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, mask) -> FitResult:
     """Run EM from ``params`` until convergence, failure or ``max_iter``.
 
     Args:
@@ -131,23 +131,20 @@ def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, 
       reg_covar: () covariance regularisation.
       data_cov: (D, D) data covariance, the scale for the collapse rule.
       max_iter: static maximum number of iterations.
-      mask: optional (K,) bool, the active components of a padded model.
+      mask: (K,) bool, the active components (all of them unless padded).
 
     Returns:
       FitResult for this single run.
     """
     covariance_type = params.covariance_type
     dtype = Xs.dtype
-    shift = jnp.zeros(Xs.shape[-1], dtype)
-    if mask is None:
-        mask = jnp.ones(params.weights.shape, bool)
 
     def cond(s: EMState):
         return ~s.done
 
     def body(s: EMState) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
-        ll, stats = em_pass(s.params, Xs, ws, shift)
+        ll, stats = em_pass(s.params, Xs, ws)
         new = mask_components(params_from_stats(stats, covariance_type, reg_covar), mask)
         bad = ~jnp.isfinite(ll) | ~_usable(new)
         collapsed = jnp.any(collapsed_components(new, reg_covar, data_cov) & mask)
@@ -195,7 +192,7 @@ def best_member(results: FitResult) -> jax.Array:
     Prefers CONVERGED or MAX_ITER members, then any with a finite
     log-likelihood; among those, the highest log-likelihood.
     """
-    ok = (results.status == Status.CONVERGED) | (results.status == Status.MAX_ITER)
+    ok = jnp.isin(results.status, jnp.array(HEALTHY))
     finite = jnp.isfinite(results.log_likelihood)
     rank = 2 * ok.astype(jnp.int32) + finite.astype(jnp.int32)
     score = jnp.where((rank == jnp.max(rank)) & finite, results.log_likelihood, -jnp.inf)

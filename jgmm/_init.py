@@ -1,7 +1,8 @@
 """Initialisation: pure JAX and key-driven, so it vmaps over restarts.
 
-Every method produces responsibilities (N, K) and turns them into parameters
-with ``m_step``, as scikit-learn does:
+Every method produces responsibilities (N, K), and the M-step of those
+(``params_from_stats`` of their statistics) gives the parameters, as
+scikit-learn does:
 
   "kmeans++"          greedy k-means++ seeding (D² sampling, best of
                       ``N_TRIALS`` candidates per centre) then ``N_LLOYD`` Lloyd
@@ -121,9 +122,9 @@ def initial_resp(key: jax.Array, X: jax.Array, w: jax.Array, mask: jax.Array, in
 def initialize(key, X, w, mask, init, covariance_type, reg_covar, Xs, ws):
     """GMMParams from the initial responsibilities of method ``init``.
 
-    ``Xs``, ``ws`` are X and w in chunks (``jgmm._em.chunk_rows``), over
-    which the statistics are summed; X is centred, so the shift is 0.
+    ``Xs``, ``ws`` are the centred X and w in chunks (``jgmm._em.chunk_rows``),
+    over which the statistics are summed.
     """
     resp = initial_resp(key, X, w, mask, init)
-    stats = stats_from_resp(resp, Xs, ws, covariance_type, jnp.zeros(X.shape[1], X.dtype))
+    stats = stats_from_resp(resp, Xs, ws, covariance_type)
     return params_from_stats(stats, covariance_type, reg_covar)

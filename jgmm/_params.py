@@ -77,6 +77,9 @@ class Status(enum.IntEnum):
     DEGENERATE = 3
 
 
+HEALTHY = (Status.CONVERGED, Status.MAX_ITER)  # the statuses of usable fits
+
+
 class FitResult(NamedTuple):
     """Outcome of ``jgmm.fit``.
 

@@ -16,19 +16,17 @@ a non-degenerate one exists.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgmm._criteria import count_parameters
+from jgmm._criteria import count_parameters, information_criteria
 from jgmm._fit import default_cells_per_batch, default_chunk_size, fit_grid
-from jgmm._params import COVARIANCE_TYPES, GMMParams, Status
+from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
 from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_n_components
 
 CRITERIA = ("bic", "aic")
-_HEALTHY = (Status.CONVERGED, Status.MAX_ITER)
 
 
 class Table:
@@ -238,15 +236,16 @@ def _table(results, statuses, Ks, D, total_weight) -> Table:
         for m, K in enumerate(Ks):
             p = count_parameters(family, K, D)
             log_l = float(result.log_likelihood[m]) * total_weight
+            bic, aic = information_criteria(log_l, p, total_weight)
             status = Status(int(result.status[m]))
             rows.append(
                 dict(
                     covariance_type=family,
                     n_components=K,
                     total_log_likelihood=log_l,
-                    bic=-2 * log_l + p * math.log(total_weight),
-                    aic=-2 * log_l + 2 * p,
-                    mclust_bic=2 * log_l - p * math.log(total_weight),
+                    bic=bic,
+                    aic=aic,
+                    mclust_bic=-bic,
                     n_parameters=p,
                     n_iter=int(result.n_iter[m]),
                     converged=bool(result.converged[m]),
@@ -261,7 +260,7 @@ def _best(table: Table, criterion: str) -> tuple:
     """The healthy cell with the lowest criterion; any finite one if none is."""
     columns = table.to_dict()
     value = np.where(np.isfinite(columns[criterion]), columns[criterion], np.inf)
-    healthy = np.isin(columns["status"], [s.name for s in _HEALTHY])
+    healthy = np.isin(columns["status"], [s.name for s in HEALTHY])
     if np.any(healthy & np.isfinite(value)):
         value = np.where(healthy, value, np.inf)
     i = int(np.argmin(value))
