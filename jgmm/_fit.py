@@ -206,7 +206,7 @@ def _shift_means(params: GMMParams, offset) -> GMMParams:
 _GRID_STATIC = ("n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch")
 # On CPU, LLVM's lighter optimisation level compiles the grid program about a
 # third faster and runs it as fast (measured: experiments/bench_select.py).
-_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 
 
 @functools.cache
@@ -285,14 +285,19 @@ def _grid_program(
             params = _shift_means(init_params, -offset)
         return em_loop(params, Xs, ws, tol, reg_covar, data_cov, max_iter, mask)
 
-    def cell(K):
-        cell_key = jax.random.fold_in(key, K) if fold_in_k else key
-        mask = jnp.arange(n_components) < K
-        results = jax.vmap(member, in_axes=(0, None))(restart_keys(cell_key, n_init), mask)
-        best = jax.tree.map(lambda a: a[best_member(results)], results)
-        return best._replace(params=_shift_means(best.params, offset)), results.status
-
-    return jax.lax.map(cell, n_active, batch_size=cells_per_batch)
+    M = n_active.shape[0]
+    steps = -(-M // cells_per_batch)
+    # Cells padded to whole batches by repeating the last one (dropped below).
+    K_cells = jnp.concatenate([n_active, jnp.broadcast_to(n_active[-1:], (steps * cells_per_batch - M,))])
+    cell_keys = jax.vmap(lambda K: jax.random.fold_in(key, K))(K_cells) if fold_in_k else jnp.broadcast_to(key, K_cells.shape)
+    keys = jax.vmap(lambda k: restart_keys(k, n_init))(cell_keys)  # (cells, n_init)
+    masks = jnp.broadcast_to((jnp.arange(n_components) < K_cells[:, None])[:, None], (K_cells.shape[0], n_init, n_components))
+    # One flat vmap over a batch's members (cells × restarts), batches in sequence.
+    batched = lambda a: a.reshape((steps, cells_per_batch * n_init) + a.shape[2:])
+    results = jax.lax.map(lambda km: jax.vmap(member)(*km), (batched(keys), batched(masks)))
+    results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
+    best = jax.vmap(lambda r: jax.tree.map(lambda a: a[best_member(r)], r))(results)
+    return best._replace(params=_shift_means(best.params, offset)), results.status
 
 
 def fit(
