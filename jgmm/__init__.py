@@ -4,6 +4,7 @@ from jgmm._criteria import aic, bic, n_parameters
 from jgmm._data import load_faithful
 from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
 from jgmm._fit import fit
+from jgmm._io import load, save
 from jgmm._params import FitResult, GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
 from jgmm._select import Selection, Table, select
@@ -21,6 +22,7 @@ __all__ = [
     "bic",
     "e_step",
     "fit",
+    "load",
     "load_faithful",
     "log_prob",
     "m_step",
@@ -29,6 +31,7 @@ __all__ = [
     "predict",
     "predict_proba",
     "sample",
+    "save",
     "select",
     "suff_stats",
 ]

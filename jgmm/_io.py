@@ -1,0 +1,141 @@
+"""``save`` and ``load``: fitted parameters as a validated ``.npz`` file.
+
+The file holds plain arrays only (``allow_pickle=False`` on both sides, so
+loading never runs code from the file): ``format`` ("jgmm.GMMParams"),
+``version``, ``covariance_type``, ``weights``, ``means``, ``prec_chol``.
+Arrays keep their dtype, so a save/load round trip is exact. Writes go to a
+temporary file in the same folder, renamed into place: an interrupted save
+never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from jgmm._params import COVARIANCE_TYPES, GMMParams
+from jgmm._validation import check_params
+
+FORMAT = "jgmm.GMMParams"
+VERSION = 1
+_FIELDS = ("weights", "means", "prec_chol")
+# Loaded weights may miss 1 by rounding: float32 sums of K terms.
+_WEIGHT_SUM_TOLERANCE = 1e-4
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(file)`` on a temporary binary file next to ``path``, then
+    rename it to ``path`` (atomic on POSIX and Windows)."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def save(path, params: GMMParams) -> None:
+    """Write ``params`` to ``path`` (an ``.npz`` file), atomically.
+
+    Args:
+      path: file name; written as given (numpy's ``.npz`` suffix is not added).
+      params: GMMParams, e.g. ``jgmm.fit(...).params``.
+    """
+    check_params(params)
+    arrays = {name: np.asarray(getattr(params, name)) for name in _FIELDS}
+    atomic_write(
+        path,
+        lambda file: np.savez(
+            file, format=np.array(FORMAT), version=np.array(VERSION),
+            covariance_type=np.array(params.covariance_type), **arrays,
+        ),
+    )
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def load(path) -> GMMParams:
+    """Read parameters written by ``save``, checking everything read.
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: not a jgmm model file (foreign, truncated or tampered
+        with): unknown format or version, missing or malformed arrays,
+        inconsistent shapes, non-finite values, weights off the simplex, or
+        precision Cholesky factors that are not triangular with a positive
+        diagonal. The message names the file and what is wrong.
+    """
+    path = Path(path)
+    try:
+        return _read(path)
+    except _Invalid as err:
+        raise ValueError(f"{path}: not a valid jgmm model file: {err}.") from None
+
+
+def _read(path: Path) -> GMMParams:
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _Invalid("it holds a single array, not an .npz archive")
+        with data:
+            contents = {name: data[name] for name in data.files}
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        if isinstance(err, _Invalid):
+            raise
+        raise _Invalid(f"cannot read it as an .npz archive ({err})") from None
+    missing = [name for name in ("format", "version", "covariance_type") + _FIELDS if name not in contents]
+    if missing:
+        raise _Invalid(f"missing {', '.join(missing)}")
+    if _text(contents["format"]) != FORMAT:
+        raise _Invalid(f"format is {_text(contents['format'])!r}, expected {FORMAT!r}")
+    version = contents["version"]
+    if version.shape != () or not np.issubdtype(version.dtype, np.integer) or int(version) != VERSION:
+        raise _Invalid(f"format version {_text(version)} is not supported (this jgmm reads version {VERSION})")
+    covariance_type = _text(contents["covariance_type"])
+    if covariance_type not in COVARIANCE_TYPES:
+        raise _Invalid(f"unknown covariance_type {covariance_type!r}")
+    arrays = {name: contents[name] for name in _FIELDS}
+    for name, a in arrays.items():
+        if not np.issubdtype(a.dtype, np.floating):
+            raise _Invalid(f"{name} has dtype {a.dtype}, expected floating point")
+        if not np.all(np.isfinite(a)):
+            raise _Invalid(f"{name} contains NaN or infinity")
+    try:
+        params = check_params(GMMParams(**arrays, covariance_type=covariance_type))
+    except ValueError as err:
+        raise _Invalid(str(err).rstrip(".")) from None
+    weights, prec_chol = arrays["weights"], arrays["prec_chol"]
+    if np.any(weights < 0) or abs(float(np.sum(weights, dtype=np.float64)) - 1) > _WEIGHT_SUM_TOLERANCE:
+        raise _Invalid("weights are not non-negative numbers summing to 1")
+    _check_prec_chol(prec_chol, covariance_type)
+    return params
+
+
+def _text(a: np.ndarray) -> str:
+    """A 0-d array's value as text; anything else as numpy prints it."""
+    return str(a[()]) if a.shape == () else np.array2string(a, threshold=8)
+
+
+def _check_prec_chol(P: np.ndarray, covariance_type: str) -> None:
+    if covariance_type in ("diag", "spherical"):
+        if np.any(P <= 0):
+            raise _Invalid("prec_chol has entries <= 0")
+        return
+    upper = np.all(np.tril(P, -1) == 0)
+    lower = np.all(np.triu(P, 1) == 0)
+    diagonal = np.diagonal(P, axis1=-2, axis2=-1)
+    if not (upper or lower) or np.any(diagonal <= 0):
+        raise _Invalid("prec_chol is not triangular with a positive diagonal")
