@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FitResult",
+    "GaussianMixture",
     "GMMParams",
     "Status",
     "Selection",
@@ -35,3 +36,12 @@ __all__ = [
     "select",
     "suff_stats",
 ]
+
+
+def __getattr__(name):
+    # The estimator needs scikit-learn, an optional extra: imported on first use.
+    if name == "GaussianMixture":
+        from jgmm.sklearn import GaussianMixture
+
+        return GaussianMixture
+    raise AttributeError(f"module 'jgmm' has no attribute {name!r}")

@@ -40,7 +40,7 @@ import numpy as np
 
 from jgmm._covariance import FAMILIES
 from jgmm._em import chunk_rows, em_pass, params_from_stats
-from jgmm._init import INIT_METHODS, initialize
+from jgmm._init import INIT_METHODS, initialize, restart_keys
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
 from jgmm._validation import (
@@ -239,11 +239,6 @@ def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int) ->
     return int(min(N, max(MIN_CHUNK, rows)))
 
 
-def restart_keys(key, n_init: int):
-    """The key of each restart: ``key`` itself for one, else ``split(key, n_init)``."""
-    return key[None] if n_init == 1 else jax.random.split(key, n_init)
-
-
 def _grid_program(
     key,
     n_active,
@@ -281,11 +276,13 @@ def _grid_program(
     data_cov = (Xc * w[:, None]).T @ Xc / jnp.sum(w)
     Xs, ws = chunk_rows(Xc, w, chunk_size)
 
-    def member(key, mask):
+    def member(key, mask, restart):
         if init_params is None:
             params = mask_components(initialize(key, Xc, w, mask, init, covariance_type, reg_covar, Xs, ws), mask)
         else:
             params = _shift_means(init_params, -offset)
+            if params.weights.ndim == 2:  # one start per restart
+                params = jax.tree.map(lambda a: a[restart], params)
         return em_loop(params, Xs, ws, tol, reg_covar, data_cov, max_iter, mask)
 
     M = n_active.shape[0]
@@ -295,12 +292,30 @@ def _grid_program(
     cell_keys = jax.vmap(lambda K: jax.random.fold_in(key, K))(K_cells) if fold_in_k else jnp.broadcast_to(key, K_cells.shape)
     keys = jax.vmap(lambda k: restart_keys(k, n_init))(cell_keys)  # (cells, n_init)
     masks = jnp.broadcast_to((jnp.arange(n_components) < K_cells[:, None])[:, None], (K_cells.shape[0], n_init, n_components))
+    restarts = jnp.broadcast_to(jnp.arange(n_init), K_cells.shape + (n_init,))
     # One flat vmap over a batch's members (cells × restarts), batches in sequence.
     batched = lambda a: a.reshape((steps, cells_per_batch * n_init) + a.shape[2:])
-    results = jax.lax.map(lambda km: jax.vmap(member)(*km), (batched(keys), batched(masks)))
+    results = jax.lax.map(lambda xs: jax.vmap(member)(*xs), (batched(keys), batched(masks), batched(restarts)))
     results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
     best = jax.vmap(lambda r: jax.tree.map(lambda a: a[best_member(r)], r))(results)
     return best._replace(params=_shift_means(best.params, offset)), results.status
+
+
+def _check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: str, dtype) -> GMMParams:
+    """``init`` as given to ``fit``: one GMMParams, or n_init of them stacked."""
+    weights = np.shape(init.weights)
+    if len(weights) == 2:
+        if weights[0] != n_init or any(np.shape(a)[:1] != (n_init,) for a in jax.tree.leaves(init)):
+            raise ValueError(
+                f"init holds a batch of starting parameters; its leading axis must be n_init = {n_init} "
+                f"for every array, got shapes {[np.shape(a) for a in jax.tree.leaves(init)]}."
+            )
+        check_params(jax.tree.map(lambda a: a[0], init), n_features=D, n_components=K)
+    else:
+        check_params(init, n_features=D, n_components=K)
+    if init.covariance_type != covariance_type:
+        raise ValueError(f"init has covariance_type={init.covariance_type!r} but covariance_type={covariance_type!r}.")
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype), init)
 
 
 def fit(
@@ -327,7 +342,9 @@ def fit(
       covariance_type: "full", "tied", "diag" or "spherical".
       n_init: number of restarts, run batched; the best is returned.
       init: "kmeans++", "k-means++", "random", "random_from_data" (see
-        ``jgmm._init``), or a GMMParams to start from.
+        ``jgmm._init``), a GMMParams to start every restart from, or
+        GMMParams with a leading (n_init,) axis on every array: restart i
+        starts from the i-th.
       max_iter: maximum EM iterations (static: a new value compiles anew).
       tol: convergence threshold on the change of the mean per-sample
         log-likelihood.
@@ -348,12 +365,7 @@ def fit(
     covariance_type = check_covariance_type(covariance_type)
     init_params = None
     if isinstance(init, GMMParams):
-        check_params(init, n_features=D, n_components=K)
-        if init.covariance_type != covariance_type:
-            raise ValueError(
-                f"init has covariance_type={init.covariance_type!r} but covariance_type={covariance_type!r}."
-            )
-        init_params = jax.tree.map(lambda a: jnp.asarray(a, X.dtype), init)
+        init_params = _check_starts(init, n_init, K, D, covariance_type, X.dtype)
         init = "params"
     else:
         check_choice(init, "init", INIT_METHODS)

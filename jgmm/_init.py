@@ -19,10 +19,13 @@ scikit-learn does:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import jax
 import jax.numpy as jnp
 
-from jgmm._em import params_from_stats, stats_from_resp
+from jgmm._em import chunk_rows, params_from_stats, stats_from_resp
 
 INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
 N_LLOYD = 10
@@ -128,3 +131,27 @@ def initialize(key, X, w, mask, init, covariance_type, reg_covar, Xs, ws):
     resp = initial_resp(key, X, w, mask, init)
     stats = stats_from_resp(resp, Xs, ws, covariance_type)
     return params_from_stats(stats, covariance_type, reg_covar)
+
+
+def restart_keys(key, n_init: int):
+    """The key of each restart: ``key`` itself for one, else ``split(key, n_init)``."""
+    return key[None] if n_init == 1 else jax.random.split(key, n_init)
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size"))
+def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init, n_init, chunk_size):
+    """(n_init,)-batched GMMParams where ``fit``'s restarts would start.
+
+    Restart i uses the i-th of ``restart_keys(key, n_init)``, as ``fit``
+    does; the data are centred at their weighted mean first, as
+    there. For starting points that fix some parameters and initialise the
+    rest by a method (scikit-learn's ``means_init`` and friends).
+    """
+    offset = (w @ X) / jnp.sum(w)
+    Xc = X - offset
+    Xs, ws = chunk_rows(Xc, w, chunk_size)
+    mask = jnp.ones((n_components,), bool)
+    params = jax.vmap(lambda k: initialize(k, Xc, w, mask, init, covariance_type, reg_covar, Xs, ws))(
+        restart_keys(key, n_init)
+    )
+    return dataclasses.replace(params, means=params.means + offset)

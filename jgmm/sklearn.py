@@ -1,0 +1,265 @@
+"""``GaussianMixture``: a scikit-learn estimator on jgmm's compiled core.
+
+A drop-in for ``sklearn.mixture.GaussianMixture``: the same constructor
+parameters, fitted attributes and methods, plus ``sample_weight`` in ``fit``.
+Restarts run batched in one compiled program (``jgmm.fit``), with no Python
+loop over iterations. Float64 input is fitted and scored in float64 inside a
+scoped ``jax.enable_x64`` (the global JAX setting is left alone); float32
+input in float32. Requires scikit-learn (``pip install 'jgmm[sklearn]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import jax
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as _SklearnGaussianMixture
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from jgmm._criteria import aic, bic
+from jgmm._fit import default_chunk_size, fit
+from jgmm._init import initial_params
+from jgmm._params import GMMParams, Status
+from jgmm._predict import log_prob, predict, predict_proba, sample
+from jgmm._validation import check_sample_weight
+
+# scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans++"
+# (k-means++ seeding and Lloyd steps) is the batched, compiled counterpart.
+_INIT_METHODS = {"kmeans": "kmeans++", "k-means++": "k-means++", "random": "random", "random_from_data": "random_from_data"}
+
+
+def _precision_scope(dtype):
+    """64-bit JAX inside the block for float64 data, nothing otherwise."""
+    return jax.enable_x64(True) if dtype == np.float64 else contextlib.nullcontext()
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM, with scikit-learn's interface.
+
+    Parameters are those of ``sklearn.mixture.GaussianMixture`` (see there);
+    ``init_params='kmeans'`` uses jgmm's k-means++ seeding with Lloyd steps.
+
+    Attributes (after ``fit``), as scikit-learn's: weights_ (K,), means_
+    (K, D), covariances_, precisions_, precisions_cholesky_ (family shapes),
+    converged_, n_iter_, lower_bound_ (mean log-likelihood at the last
+    iteration), lower_bounds_ (one per iteration), n_features_in_,
+    feature_names_in_ (when X has string column names); plus params_ (the
+    jgmm.GMMParams) and status_ (a jgmm.Status).
+    """
+
+    _parameter_constraints = dict(_SklearnGaussianMixture._parameter_constraints)
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture by EM, ``n_init`` restarts batched; returns self.
+
+        Args:
+          X: (N, D) samples.
+          y: ignored.
+          sample_weight: optional (N,) non-negative weights.
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
+            )
+        with _precision_scope(X.dtype):
+            w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
+            warm = self.warm_start and hasattr(self, "converged_")
+            n_init = 1 if warm else self.n_init
+            key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            init = self._starting_params(X, w, key, n_init) if not warm else self._cast(self.params_, X.dtype)
+            result = fit(
+                key, X, self.n_components, self.covariance_type, n_init=n_init, init=init,
+                max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
+            )
+            self._set_fitted(jax.device_get(result))
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return (N,) component labels of X."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def _starting_params(self, X, w, key, n_init):
+        """What ``fit`` starts from: a method name, or (n_init,)-batched
+        GMMParams when some of weights_init, means_init, precisions_init are
+        given (the rest initialised by ``init_params``)."""
+        method = _INIT_METHODS[self.init_params]
+        given = {
+            "weights": self.weights_init,
+            "means": self.means_init,
+            "prec_chol": None if self.precisions_init is None else self._prec_chol_init(X),
+        }
+        given = {name: value for name, value in given.items() if value is not None}
+        if not given:
+            return method
+        self._check_given_shapes(X)
+        K, ct = self.n_components, self.covariance_type
+        if len(given) == 3:
+            starts = GMMParams(given["weights"], given["means"], given["prec_chol"], ct)
+            return jax.tree.map(lambda a: np.broadcast_to(np.asarray(a, X.dtype), (n_init,) + np.shape(a)), starts)
+        weights = np.ones(X.shape[0], X.dtype) if w is None else w
+        params = initial_params(
+            key, X, weights, self.reg_covar, n_components=K, covariance_type=ct, init=method,
+            n_init=n_init, chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize),
+        )
+        for name, value in given.items():
+            params = GMMParams(
+                **{
+                    field: np.broadcast_to(np.asarray(value, X.dtype), (n_init,) + np.shape(value))
+                    if field == name else getattr(params, field)
+                    for field in ("weights", "means", "prec_chol")
+                },
+                covariance_type=ct,
+            )
+        return params
+
+    def _prec_chol_init(self, X):
+        """Precision Cholesky factors from ``precisions_init`` (family shape)."""
+        precisions = np.asarray(self.precisions_init, np.float64)
+        if self.covariance_type in ("full", "tied"):
+            # P = L⁻ᵀ for Σ = Λ⁻¹ = L Lᵀ: upper triangular, P Pᵀ = Λ, as jgmm's M-step gives.
+            L = np.linalg.cholesky(np.linalg.inv(precisions))
+            return np.swapaxes(np.linalg.inv(L), -1, -2).astype(X.dtype)
+        return np.sqrt(precisions).astype(X.dtype)
+
+    def _check_given_shapes(self, X):
+        K, D, ct = self.n_components, X.shape[1], self.covariance_type
+        expected = {
+            "weights_init": (K,),
+            "means_init": (K, D),
+            "precisions_init": {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct],
+        }
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != shape:
+                raise ValueError(
+                    f"The parameter '{name}' should have the shape of {shape}, but got {np.shape(value)}"
+                )
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, np.float64)
+            if np.any(weights < 0) or np.any(weights > 1) or not np.isclose(np.sum(weights), 1.0):
+                raise ValueError(
+                    "The parameter 'weights_init' should be non-negative, at most 1 and sum to 1, "
+                    f"but got {weights}"
+                )
+
+    def _set_fitted(self, result):
+        params = result.params
+        self.params_ = params
+        self.weights_ = np.asarray(params.weights)
+        self.means_ = np.asarray(params.means)
+        self.precisions_cholesky_ = np.asarray(params.prec_chol)
+        self.covariances_, self.precisions_ = (np.asarray(a) for a in jax.device_get((params.covariances, params.precisions)))
+        self.status_ = Status(int(result.status))
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        history = np.asarray(result.history)[: self.n_iter_]
+        self.lower_bounds_ = [float(v) for v in history]
+        self.lower_bound_ = float(history[-1]) if history.size else float(result.log_likelihood)
+        if not self.converged_:
+            reason = {
+                Status.MAX_ITER: "did not converge. Try different init parameters, or increase max_iter, tol, or check for degenerate data.",
+                Status.NONFINITE: "stopped on a non-finite log-likelihood; the last finite parameters are kept. Try a larger reg_covar.",
+                Status.DEGENERATE: "has a component collapsed onto a few points (a degenerate solution). Try fewer components, a larger reg_covar, or more restarts.",
+            }[self.status_]
+            warnings.warn(f"Best performing initialization {reason}", ConvergenceWarning, stacklevel=3)
+
+    @staticmethod
+    def _cast(params, dtype):
+        return jax.tree.map(lambda a: np.asarray(a, dtype), params)
+
+    # -------------------------------------------------------------- predict
+
+    def _checked(self, X):
+        """X validated against the fit, and the parameters in X's dtype."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return X, self._cast(self.params_, X.dtype)
+
+    def score_samples(self, X):
+        """(N,) log p(x_n) under the fitted mixture."""
+        X, params = self._checked(X)
+        with _precision_scope(X.dtype):
+            return np.asarray(log_prob(params, X))
+
+    def score(self, X, y=None):
+        """Mean per-sample log-likelihood of X."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """(N,) index of the most probable component of each sample."""
+        X, params = self._checked(X)
+        with _precision_scope(X.dtype):
+            return np.asarray(predict(params, X))
+
+    def predict_proba(self, X):
+        """(N, K) responsibilities γ(z_nk)."""
+        X, params = self._checked(X)
+        with _precision_scope(X.dtype):
+            return np.asarray(predict_proba(params, X))
+
+    def sample(self, n_samples=1):
+        """Draw (n_samples, D) samples and their (n_samples,) component labels."""
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
+            )
+        key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        with _precision_scope(self.means_.dtype):
+            X, labels = sample(key, self.params_, n_samples)
+            return np.asarray(X), np.asarray(labels)
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        X, params = self._checked(X)
+        with _precision_scope(X.dtype):
+            return float(bic(params, X))
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        X, params = self._checked(X)
+        with _precision_scope(X.dtype):
+            return float(aic(params, X))

@@ -1,0 +1,186 @@
+"""GaussianMixture: the scikit-learn estimator on jgmm's core."""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import jax
+import numpy as np
+import pytest
+import sklearn.mixture
+from conftest import FAMILIES, blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import check_estimator
+
+import jgmm
+from jgmm.sklearn import GaussianMixture
+
+
+def test_passes_scikit_learn_estimator_checks():
+    check_estimator(GaussianMixture())
+
+
+def starting_point(covariance_type, X, K=3):
+    """sklearn-style *_init arrays from a rough (one-iteration) fit."""
+    with jax.enable_x64(True):
+        start = jgmm.fit(jax.random.key(0), X, K, covariance_type, init="random", max_iter=1).params
+        return dict(
+            weights_init=np.asarray(start.weights),
+            means_init=np.asarray(start.means),
+            precisions_init=np.asarray(start.precisions),
+        )
+
+
+@pytest.mark.parametrize("covariance_type", FAMILIES)
+def test_matches_scikit_learn_from_the_same_start(covariance_type):
+    X, _, _ = blobs(31, N=300, D=3, K=3, spread=3.0)
+    kwargs = dict(covariance_type=covariance_type, max_iter=10, tol=1e-6, **starting_point(covariance_type, X))
+    ours = GaussianMixture(3, **kwargs)
+    theirs = sklearn.mixture.GaussianMixture(3, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X)
+        theirs.fit(X)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.converged_ == theirs.converged_
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-8, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(ours.lower_bounds_, theirs.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-10)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.bic(X), theirs.bic(X), rtol=1e-10)
+    np.testing.assert_allclose(ours.aic(X), theirs.aic(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_keeps_the_input_dtype_without_touching_jax_config(dtype):
+    X, _, _ = blobs(32, N=200)
+    model = GaussianMixture(3, random_state=0).fit(X.astype(dtype))
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert getattr(model, name).dtype == dtype, name
+    assert model.score_samples(X.astype(dtype)).dtype == dtype
+    assert model.predict_proba(X.astype(dtype)).dtype == dtype
+    assert not jax.config.jax_enable_x64
+
+
+def test_float64_fit_is_more_precise_than_float32():
+    X, _, _ = blobs(33, N=300, D=3, spread=3.0)
+    kwargs = dict(max_iter=10, tol=0.0, **starting_point("full", X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = sklearn.mixture.GaussianMixture(3, **kwargs).fit(X)
+        error = {
+            dtype: np.max(np.abs(GaussianMixture(3, **kwargs).fit(X.astype(dtype)).means_ - reference.means_))
+            for dtype in (np.float32, np.float64)
+        }
+    assert error[np.float64] < 1e-10 < error[np.float32] < 1e-3
+
+
+def test_restarts_pick_the_best_and_are_reproducible():
+    X, _, _ = blobs(34, N=400, K=4, spread=3.0)
+    one = [GaussianMixture(4, init_params="random", random_state=s).fit(X).lower_bound_ for s in range(3)]
+    best = GaussianMixture(4, init_params="random", n_init=5, random_state=0).fit(X)
+    again = GaussianMixture(4, init_params="random", n_init=5, random_state=0).fit(X)
+    assert best.lower_bound_ >= min(one) - 1e-6
+    np.testing.assert_array_equal(best.means_, again.means_)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_every_init_method(init_params):
+    X, labels, centers = blobs(35, N=300, spread=10.0)
+    model = GaussianMixture(3, init_params=init_params, n_init=5, random_state=0).fit(X)
+    assert model.converged_
+    if init_params == "random":  # every start near the global mean: no recovery promised
+        return
+    found = np.sort(np.round(model.means_[:, 0]))
+    np.testing.assert_allclose(found, np.sort(np.round(centers[:, 0])), atol=1.0)
+
+
+def test_means_init_alone_fixes_the_component_order():
+    X, _, centers = blobs(36, N=600, spread=10.0)
+    order = [2, 0, 1]
+    model = GaussianMixture(3, means_init=centers[order] + 0.3, n_init=2, random_state=0).fit(X)
+    np.testing.assert_allclose(model.means_, centers[order], atol=0.5)
+
+
+def test_sample_weight_equals_repeated_rows():
+    X, _, _ = blobs(37, N=120)
+    counts = np.random.default_rng(0).integers(0, 4, size=len(X))
+    kwargs = dict(tol=0.0, max_iter=20, **starting_point("full", X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = GaussianMixture(3, **kwargs).fit(X, sample_weight=counts)
+        repeated = GaussianMixture(3, **kwargs).fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-8)
+    np.testing.assert_allclose(weighted.lower_bound_, repeated.lower_bound_, rtol=1e-8)
+
+
+def test_warm_start_continues_from_the_last_fit():
+    X, _, _ = blobs(38, N=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(3, warm_start=True, max_iter=2, tol=0.0, init_params="random", random_state=0)
+        first = model.fit(X).lower_bound_
+        second = model.fit(X).lower_bound_
+    cold = GaussianMixture(3, max_iter=2, tol=0.0, init_params="random", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert cold.fit(X).lower_bound_ == pytest.approx(first)
+    assert second > first
+
+
+def test_convergence_warning_when_max_iter_is_reached():
+    X, _, _ = blobs(39, N=300, spread=2.0)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        model = GaussianMixture(3, max_iter=1, tol=0.0, random_state=0).fit(X)
+    assert not model.converged_ and model.status_ == jgmm.Status.MAX_ITER
+
+
+def test_pickle_round_trip_predicts_identically():
+    X, _, _ = blobs(40, N=200)
+    model = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(clone.score_samples(X), model.score_samples(X))
+
+
+def test_sample_and_feature_names():
+    pandas = pytest.importorskip("pandas")
+    X, _, _ = blobs(41, N=200)
+    frame = pandas.DataFrame(X, columns=["height", "width"])
+    model = GaussianMixture(3, random_state=0).fit(frame)
+    np.testing.assert_array_equal(model.feature_names_in_, ["height", "width"])
+    samples, labels = model.sample(50)
+    assert samples.shape == (50, 2) and labels.shape == (50,)
+    assert set(np.unique(labels)) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_components=0), "'n_components' parameter .* must be an int in the range \\[1, inf\\)"),
+        (dict(covariance_type="banana"), "'covariance_type' parameter"),
+        (dict(means_init=np.zeros((2, 2))), "'means_init' should have the shape of \\(3, 2\\)"),
+        (dict(weights_init=np.array([0.5, 0.5, 0.5])), "'weights_init' should be non-negative"),
+        (dict(n_components=500), "Expected n_samples >= n_components"),
+    ],
+)
+def test_invalid_parameters_are_reported(kwargs, message):
+    X, _, _ = blobs(42, N=200)
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(**{"n_components": 3, **kwargs}).fit(X)
+
+
+def test_jgmm_imports_without_scikit_learn():
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "import numpy as np, jax, jgmm\n"
+        "r = jgmm.fit(jax.random.key(0), np.random.default_rng(0).normal(size=(50, 2)), 2)\n"
+        "assert r.params.means.shape == (2, 2)\n"
+        "try:\n    jgmm.GaussianMixture\nexcept ImportError:\n    print('estimator needs sklearn')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "estimator needs sklearn" in out
