@@ -24,7 +24,7 @@ import numpy as np
 from jgmm._criteria import count_parameters, information_criteria
 from jgmm._fit import default_cells_per_batch, default_chunk_size, fit_grid
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
-from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_n_components
+from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
 
 CRITERIA = ("bic", "aic")
 
@@ -172,6 +172,7 @@ def select(
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
     sample_weight=None,
+    progress: int = 0,
 ) -> Selection:
     """Fit every (covariance family, K) and choose a model by BIC or AIC.
 
@@ -184,7 +185,7 @@ def select(
       covariance_types: the families to try.
       n_init: restarts per (family, K), k-means++ initialised.
       criterion: "bic" or "aic"; lower is better.
-      max_iter, tol, reg_covar, sample_weight: as in ``jgmm.fit``.
+      max_iter, tol, reg_covar, sample_weight, progress: as in ``jgmm.fit``.
 
     Returns:
       Selection.
@@ -198,6 +199,7 @@ def select(
     if not families:
         raise ValueError("covariance_types must name at least one covariance family.")
     criterion = check_choice(criterion, "criterion", CRITERIA)
+    progress = check_int(progress, "progress", 0)
     total_weight = float(np.sum(np.asarray(w, np.float64)))
 
     results, statuses = {}, {}
@@ -219,6 +221,7 @@ def select(
             fold_in_k=True,
             chunk_size=default_chunk_size(N, Ks[-1], D, n_init * batch, X.dtype.itemsize),
             cells_per_batch=batch,
+            progress=(family, progress) if progress else None,
         )
         # Not read back yet: the next family compiles while this one runs.
         results[family], statuses[family] = best, restart_status

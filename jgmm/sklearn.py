@@ -113,6 +113,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             result = fit(
                 key, X, self.n_components, self.covariance_type, n_init=n_init, init=init,
                 max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
+                progress=self.verbose_interval if self.verbose else 0,
             )
             self._set_fitted(jax.device_get(result))
         return self

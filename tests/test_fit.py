@@ -221,3 +221,16 @@ def test_far_from_origin_float32_matches_float64():
     f32 = jgmm.fit(jax.random.key(0), X.astype(np.float32), 2, init=start32, max_iter=10, tol=0.0)
     np.testing.assert_allclose(f32.params.covariances, f64_covs, rtol=1e-3, atol=1e-3 * np.abs(f64_covs).max())
     np.testing.assert_allclose(f32.params.means, f64_means, rtol=1e-6)
+
+
+def test_progress_reports_from_the_compiled_loop_without_changing_results(capfd):
+    X, _, _ = blobs(23, N=300, D=2, K=3, spread=2.0)
+    quiet = jgmm.fit(jax.random.key(0), X, 3, n_init=2, tol=0.0, max_iter=12)
+    assert capfd.readouterr().err == ""
+    loud = jgmm.fit(jax.random.key(0), X, 3, n_init=2, tol=0.0, max_iter=12, progress=5)
+    lines = capfd.readouterr().err.splitlines()
+    assert [line.split(": iteration ")[1].split(",")[0] for line in lines] == ["5", "10"]
+    assert all(line.startswith("jgmm full K=3: iteration") and "2/2 fits running" in line for line in lines)
+    reported = float(lines[-1].split("log-likelihood ")[1].split(",")[0])
+    assert reported == pytest.approx(float(np.max(loud.history[9])), abs=1e-5)
+    np.testing.assert_array_equal(loud.params.means, quiet.params.means)
