@@ -6,6 +6,7 @@ from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
 from jgmm._fit import fit
 from jgmm._io import load, save
 from jgmm._params import FitResult, GMMParams, Status
+from jgmm._plot import plot_mixture
 from jgmm._predict import log_prob, predict, predict_proba, sample
 from jgmm._select import Selection, Table, select
 
@@ -29,6 +30,7 @@ __all__ = [
     "m_step",
     "n_parameters",
     "params_from_stats",
+    "plot_mixture",
     "predict",
     "predict_proba",
     "sample",

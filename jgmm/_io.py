@@ -32,7 +32,10 @@ def atomic_write(path, write) -> None:
     rename it to ``path`` (atomic on POSIX and Windows)."""
     path = Path(path)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(temporary, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
         with os.fdopen(descriptor, "wb") as file:
             write(file)
             file.flush()
@@ -84,10 +87,11 @@ def load(path) -> GMMParams:
 
 
 def _read(path: Path) -> GMMParams:
+    with open(path, "rb") as file:
+        if file.read(4) != b"PK\x03\x04":
+            raise _Invalid("it is not an .npz archive")
     try:
         data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise _Invalid("it holds a single array, not an .npz archive")
         with data:
             contents = {name: data[name] for name in data.files}
     except (FileNotFoundError, IsADirectoryError, PermissionError):

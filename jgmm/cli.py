@@ -1,30 +1,48 @@
-"""The ``jgmm`` command line."""
+"""The ``jgmm`` command line: demo, fit, predict, score.
+
+Errors in what the user gave (files, cells, arguments) print one line naming
+the problem and exit with code 2, without a traceback. Compiled programs are
+kept in JAX's persistent compilation cache (``JGMM_CACHE_DIR``, default
+``~/.cache/jgmm``; set it to an empty string to switch the cache off), so a
+second run with the same shapes skips compilation.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from jgmm._files import DataError, read_data
+from jgmm._io import atomic_write
+from jgmm._params import COVARIANCE_TYPES
 
-def format_mixture(result, X) -> str:
-    """A readable report of a FitResult on data X (N, D)."""
+PROGRESS_EVERY = 10
+
+
+def format_mixture(params, X, status=None, n_iter=None) -> str:
+    """A readable report of fitted parameters on data X (N, D)."""
     import jgmm
 
-    params = result.params
     weights = np.asarray(params.weights)
     means = np.asarray(params.means)
     covariances = np.asarray(params.covariances)
     if params.covariance_type == "tied":
         covariances = np.broadcast_to(covariances, (params.n_components,) + covariances.shape)
     N = np.shape(X)[0]
+    log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X))))
     lines = [
         f"Gaussian mixture: K = {params.n_components}, covariance_type = {params.covariance_type!r}, "
         f"N = {N}, D = {params.n_features}",
-        f"status: {jgmm.Status(int(result.status)).name} after {int(result.n_iter)} iterations",
-        f"mean log-likelihood: {float(result.log_likelihood):.6f}   "
-        f"total: {float(result.log_likelihood) * N:.4f}",
+    ]
+    if status is not None:
+        name = status if isinstance(status, str) else jgmm.Status(int(status)).name
+        lines.append(f"status: {name} after {int(n_iter)} iterations")
+    lines += [
+        f"mean log-likelihood: {log_likelihood:.6f}   total: {log_likelihood * N:.4f}",
         f"BIC: {float(jgmm.bic(params, X)):.4f}   AIC: {float(jgmm.aic(params, X)):.4f}   "
         f"parameters: {jgmm.n_parameters(params)}",
     ]
@@ -39,36 +57,227 @@ def format_mixture(result, X) -> str:
     return "\n".join(lines)
 
 
-def _demo(args) -> int:
+# --------------------------------------------------------------------- helpers
+
+
+def _k_range(text: str) -> range:
+    """'3' -> 3..3, '1:8' -> 1..8 (inclusive)."""
+    try:
+        low, _, high = text.partition(":")
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K or a range LOW:HIGH such as 1:8, got {text!r}") from None
+    if not 1 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 1 <= LOW <= HIGH, got {text!r}")
+    return range(low, high + 1)
+
+
+def _families(text: str) -> tuple:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in COVARIANCE_TYPES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown covariance type(s) {', '.join(unknown) or '(none)'}; choose from {','.join(COVARIANCE_TYPES)}"
+        )
+    return names
+
+
+def _setup_jax(args):
+    """64-bit mode and the compilation cache, before any computation."""
     import jax
+
+    if getattr(args, "x64", False):
+        jax.config.update("jax_enable_x64", True)
+    cache = os.environ.get("JGMM_CACHE_DIR", str(Path.home() / ".cache" / "jgmm"))
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    return jax
+
+
+def _progress(args) -> int:
+    if args.progress is not None:
+        return args.progress
+    return PROGRESS_EVERY if sys.stderr.isatty() else 0
+
+
+def _data(path, args) -> np.ndarray:
+    X = read_data(path)
+    return X if args.x64 else X.astype(np.float32)
+
+
+def _load_model(path):
+    import jgmm
+
+    try:
+        return jgmm.load(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+
+
+def _check_columns(params, X, model_path, data_path):
+    if X.shape[1] != params.n_features:
+        raise DataError(
+            f"{data_path}: has {X.shape[1]} columns, but the model in {model_path} was fitted on "
+            f"{params.n_features}"
+        )
+
+
+def _select_and_report(X, args, name: str):
+    import jgmm
+
+    jax = _setup_jax(args)
+    selection = jgmm.select(
+        jax.random.key(args.seed), X, args.k, args.covariance_type, n_init=args.n_init,
+        criterion=args.criterion, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
+        progress=_progress(args),
+    )
+    print(selection.table)
+    family, K = selection.best
+    row = selection.to_dict()
+    chosen = (row["covariance_type"] == family) & (row["n_components"] == K)
+    print(f"\nchosen by {args.criterion.upper()}: covariance_type={family!r}, K={K}")
+    print(format_mixture(selection.best_params, X, row["status"][chosen][0], row["n_iter"][chosen][0]))
+    if args.plot:
+        _plots(selection, X, args.plot, name)
+    return selection
+
+
+def _plots(selection, X, prefix: str, name: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     import jgmm
 
-    X = jgmm.load_faithful()
-    print(f"Old Faithful eruptions: {X.shape[0]} samples, columns [eruption minutes, waiting minutes]")
-    result = jgmm.fit(
-        jax.random.key(args.seed), X, args.k, args.covariance_type, n_init=args.n_init
-    )
-    print(format_mixture(result, X))
+    figures = {}
+    ax = selection.plot()
+    ax.set_title(f"{name}: {selection.criterion.upper()} by K and covariance family")
+    figures["criterion"] = ax.figure
+    if X.shape[1] >= 2:
+        figures["mixture"] = jgmm.plot_mixture(selection.best_params, X).figure
+    for kind, figure in figures.items():
+        path = Path(f"{prefix}_{kind}.png")
+        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=120, bbox_inches="tight"))
+        plt.close(figure)
+        print(f"wrote {path}", file=sys.stderr)
+
+
+# -------------------------------------------------------------------- commands
+
+
+def _demo(args) -> int:
+    import jgmm
+
+    X = jgmm.load_faithful().astype(np.float64 if args.x64 else np.float32)
+    print(f"Old Faithful eruptions: {X.shape[0]} samples, columns [eruption minutes, waiting minutes]\n")
+    _select_and_report(X, args, "Old Faithful")
     return 0
 
 
+def _fit(args) -> int:
+    import jgmm
+
+    X = _data(args.data, args)
+    selection = _select_and_report(X, args, Path(args.data).name)
+    jgmm.save(args.out, selection.best_params)
+    print(f"saved the chosen model to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _predict(args) -> int:
+    import jgmm
+
+    _setup_jax(args)
+    params = _load_model(args.model)
+    X = _data(args.data, args)
+    _check_columns(params, X, args.model, args.data)
+    if args.proba:
+        values = np.asarray(jgmm.predict_proba(params, X))
+        header, fmt = ",".join(f"p{k}" for k in range(params.n_components)), "%.8g"
+    else:
+        values, header, fmt = np.asarray(jgmm.predict(params, X))[:, None], "label", "%d"
+    if args.out is None:
+        np.savetxt(sys.stdout, values, fmt=fmt, delimiter=",", header=header, comments="")
+    else:
+        atomic_write(args.out, lambda file: np.savetxt(file, values, fmt=fmt, delimiter=",", header=header, comments=""))
+    return 0
+
+
+def _score(args) -> int:
+    import jgmm
+
+    _setup_jax(args)
+    params = _load_model(args.model)
+    X = _data(args.data, args)
+    _check_columns(params, X, args.model, args.data)
+    log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X))))
+    print(f"mean log-likelihood: {log_likelihood:.6f}")
+    print(f"total log-likelihood: {log_likelihood * X.shape[0]:.4f}")
+    print(f"BIC: {float(jgmm.bic(params, X)):.4f}")
+    print(f"AIC: {float(jgmm.aic(params, X)):.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def _add_common(parser, seed=True):
+    parser.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _add_selection(parser, k_default: str):
+    parser.add_argument("--k", type=_k_range, default=_k_range(k_default),
+                        help=f"number of components, K or LOW:HIGH (default {k_default})")
+    parser.add_argument("--covariance-type", type=_families, default=COVARIANCE_TYPES,
+                        help="comma-separated families to try (default full,tied,diag,spherical)")
+    parser.add_argument("--n-init", type=int, default=5, help="restarts per (family, K), run batched (default 5)")
+    parser.add_argument("--criterion", choices=("bic", "aic"), default="bic", help="model choice (default bic)")
+    parser.add_argument("--max-iter", type=int, default=100, help="EM iterations at most (default 100)")
+    parser.add_argument("--tol", type=float, default=1e-3, help="convergence tolerance (default 1e-3)")
+    parser.add_argument("--reg-covar", type=float, default=1e-6, help="added to covariance diagonals (default 1e-6)")
+    parser.add_argument("--plot", metavar="PREFIX",
+                        help="write PREFIX_criterion.png and PREFIX_mixture.png (needs matplotlib)")
+    parser.add_argument("--progress", type=int, metavar="N",
+                        help=f"report every N EM iterations on stderr (default {PROGRESS_EVERY} on a terminal, "
+                             "else off; 0 silences)")
+    _add_common(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jgmm", description="Gaussian mixture models fitted by EM in JAX."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="fit the bundled Old Faithful data and print the mixture")
-    demo.add_argument("--k", type=int, default=2, help="number of components (default 2)")
-    demo.add_argument(
-        "--covariance-type",
-        default="full",
-        choices=("full", "tied", "diag", "spherical"),
-        help="covariance family (default full)",
-    )
-    demo.add_argument("--n-init", type=int, default=5, help="restarts, run batched (default 5)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser = argparse.ArgumentParser(prog="jgmm", description="Gaussian mixture models fitted by EM in JAX.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="choose and fit a mixture for the bundled Old Faithful data",
+                               description="Model selection on the bundled Old Faithful data (272 × 2).")
+    _add_selection(demo, "1:6")
     demo.set_defaults(run=_demo)
+
+    fit = commands.add_parser("fit", help="choose a mixture for DATA by BIC/AIC and save it",
+                              description="Fit every (covariance family, K), print the table and the chosen "
+                                          "model, save it.")
+    fit.add_argument("data", help="samples: .csv (header row optional), .npy or .npz")
+    fit.add_argument("--out", default="model.npz", help="where to save the chosen model (default model.npz)")
+    _add_selection(fit, "1:8")
+    fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser("predict", help="label DATA with a saved model",
+                                  description="Most probable component of each row (or all probabilities).")
+    predict.add_argument("model", help="a model saved by 'jgmm fit'")
+    predict.add_argument("data", help="samples: .csv, .npy or .npz")
+    predict.add_argument("--proba", action="store_true", help="write component probabilities instead of labels")
+    predict.add_argument("--out", help="CSV file to write (default: standard output)")
+    _add_common(predict, seed=False)
+    predict.set_defaults(run=_predict)
+
+    score = commands.add_parser("score", help="log-likelihood, BIC and AIC of DATA under a saved model")
+    score.add_argument("model", help="a model saved by 'jgmm fit'")
+    score.add_argument("data", help="samples: .csv, .npy or .npz")
+    _add_common(score, seed=False)
+    score.set_defaults(run=_score)
     return parser
 
 
@@ -76,10 +285,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as err:
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (ValueError, OSError) as err:
         print(f"jgmm {args.command}: error: {err}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except ImportError as err:
+        print(f"jgmm {args.command}: error: {err.name or err} is needed for this; "
+              "install it with pip install 'jgmm[plot]'", file=sys.stderr)
+        return 2

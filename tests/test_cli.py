@@ -1,38 +1,119 @@
 """The jgmm command line, run as a real process."""
 
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
 
 import numpy as np
+import pytest
 
 import jgmm
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "jgmm", *args], capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax_cache")
 
 
-def test_demo_prints_the_fitted_mixture():
+@pytest.fixture
+def run(cache_dir, tmp_path):
+    def run(*args):
+        env = {**os.environ, "JGMM_CACHE_DIR": str(cache_dir)}
+        return subprocess.run(
+            [sys.executable, "-m", "jgmm", *map(str, args)], capture_output=True, text=True, timeout=300,
+            env=env, cwd=tmp_path,
+        )
+
+    return run
+
+
+@pytest.fixture
+def faithful_csv(tmp_path):
+    path = tmp_path / "faithful.csv"
+    np.savetxt(path, jgmm.load_faithful(), delimiter=",", header="eruptions,waiting", comments="")
+    return path
+
+
+def test_demo_chooses_mclusts_model_for_old_faithful(run, cache_dir):
     out = run("demo")
     assert out.returncode == 0, out.stderr
-    assert "Old Faithful" in out.stdout
-    assert "status: CONVERGED" in out.stdout
-    for field in ("weight", "mean", "covariance", "mean log-likelihood", "BIC", "iterations"):
-        assert field in out.stdout
-    # Two well-known clusters: short eruptions after ~55 min, long after ~80 min.
-    means = [
-        [float(v) for v in line.split("[")[1].rstrip("]").split()]
-        for line in out.stdout.splitlines()
-        if line.startswith("  mean ")
-    ]
-    np.testing.assert_allclose(sorted(means), [[2.04, 54.5], [4.29, 80.0]], rtol=0.01)
+    assert "Old Faithful" in out.stdout and "mclust_bic" in out.stdout
+    # R's mclust chooses EEE (tied) with 3 components, BIC -2314.386 in its sign convention.
+    assert "chosen by BIC: covariance_type='tied', K=3" in out.stdout
+    row = next(line.split() for line in out.stdout.splitlines() if line.split()[:2] == ["tied", "3"])
+    assert float(row[5]) == pytest.approx(-2314.386, abs=0.05)
+    assert "status: CONVERGED" in out.stdout and "component 2: weight" in out.stdout
+    assert any(cache_dir.iterdir()), "the persistent compilation cache was not written"
 
 
-def test_demo_rejects_bad_arguments_with_exit_code_2():
-    out = run("demo", "--k", "0")
+def test_fit_predict_score_round_trip(run, faithful_csv, tmp_path):
+    out = run("fit", faithful_csv, "--k", "1:3", "--covariance-type", "full,diag", "--out", "model.npz",
+              "--plot", "pic", "--progress", "1")
+    assert out.returncode == 0, out.stderr
+    assert "chosen by BIC" in out.stdout and "iteration 1, log-likelihood" in out.stderr
+    params = jgmm.load(tmp_path / "model.npz")
+    assert params.covariance_type in ("full", "diag") and params.weights.dtype == np.float32
+    for kind in ("criterion", "mixture"):
+        png = (tmp_path / f"pic_{kind}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+    X = jgmm.load_faithful().astype(np.float32)
+    out = run("predict", "model.npz", faithful_csv, "--out", "labels.csv")
+    assert out.returncode == 0, out.stderr
+    labels = np.loadtxt(tmp_path / "labels.csv", skiprows=1, dtype=int)
+    np.testing.assert_array_equal(labels, np.asarray(jgmm.predict(params, X)))
+    out = run("predict", "model.npz", faithful_csv, "--proba")
+    assert out.stdout.splitlines()[0] == ",".join(f"p{k}" for k in range(params.n_components))
+    proba = np.loadtxt(out.stdout.splitlines()[1:], delimiter=",", ndmin=2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+    out = run("score", "model.npz", faithful_csv)
+    assert out.returncode == 0, out.stderr
+    reported = float(out.stdout.split("mean log-likelihood:")[1].split()[0])
+    assert reported == pytest.approx(float(np.mean(jgmm.log_prob(params, X))), rel=1e-5)
+
+
+def test_fit_reads_npy_and_npz_and_x64_saves_float64(run, tmp_path):
+    X = jgmm.load_faithful()
+    np.save(tmp_path / "x.npy", X)
+    np.savez(tmp_path / "x.npz", X=X)
+    for name in ("x.npy", "x.npz"):
+        out = run("fit", name, "--k", "2", "--covariance-type", "spherical", "--x64", "--out", f"{name}.model.npz")
+        assert out.returncode == 0, out.stderr
+        assert jgmm.load(tmp_path / f"{name}.model.npz").means.dtype == np.float64
+
+
+@pytest.mark.parametrize("command", ["demo", "fit", "predict", "score"])
+def test_help_for_each_command(run, command):
+    out = run(command, "--help")
+    assert out.returncode == 0 and "usage: jgmm " + command in out.stdout
+
+
+@pytest.mark.parametrize(
+    "files, args, message",
+    [
+        ({"d.csv": "a,b\n1,2\n3,x\n"}, ("fit", "d.csv"), "d.csv: line 3, column 2: 'x' is not a number"),
+        ({"d.csv": "1,2\n3,nan\n"}, ("fit", "d.csv"), "d.csv: line 2, column 2: value is NaN"),
+        ({"d.csv": "1,2\n,2\n"}, ("fit", "d.csv"), "d.csv: line 2, column 1: is empty (missing value)"),
+        ({}, ("fit", "absent.csv"), "absent.csv: no such file"),
+        ({"m.npz": "not a model"}, ("score", "m.npz", "d.csv"), "m.npz: not a valid jgmm model file"),
+        ({"d.csv": "1,2,3\n4,5,6\n"}, ("score", "model.npz", "d.csv"),
+         "d.csv: has 3 columns, but the model in model.npz was fitted on 2"),
+        ({}, ("fit", "d.csv", "--k", "0:3"), "expected 1 <= LOW <= HIGH"),
+        ({}, ("fit", "d.csv", "--covariance-type", "full,banana"), "unknown covariance type(s) banana"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(run, tmp_path, files, args, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    params = jgmm.GMMParams(np.ones(1, np.float32), np.zeros((1, 2), np.float32), np.ones(1, np.float32), "spherical")
+    jgmm.save(tmp_path / "model.npz", params)
+    out = run(*args)
     assert out.returncode == 2
-    assert "n_components" in out.stderr and "Traceback" not in out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len([line for line in out.stderr.splitlines() if "error:" in line]) == 1
 
 
 def test_console_script_is_declared():

@@ -1,0 +1,115 @@
+"""Reading data files for the command line: .csv, .npy, .npz.
+
+Every problem is a ``DataError`` naming the file and, where known, the line
+and column, so the command line can print one line and exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A data file that cannot be used, with the reason."""
+
+
+SUFFIXES = (".csv", ".npy", ".npz")
+
+
+def read_data(path) -> np.ndarray:
+    """(N, D) float64 samples from a .csv (header row optional), .npy or .npz file.
+
+    A 1-D array is one feature (a column). An .npz file must hold one array,
+    or one named ``X``.
+
+    Raises:
+      DataError: missing, unreadable or foreign file; missing, non-numeric,
+        NaN or infinite cells (with line and column); ragged rows; empty data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    line_numbers = None
+    if suffix == ".csv":
+        X, line_numbers = _read_csv(path)
+    elif suffix in (".npy", ".npz"):
+        X = _read_numpy(path)
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use one of {', '.join(SUFFIXES)}")
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"{path}: expected a table of samples × features, got an array of shape {X.shape}")
+    _check_finite(path, X, line_numbers)
+    return X
+
+
+def _read_numpy(path: Path) -> np.ndarray:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: cannot read it as a numpy {path.suffix} file ({err})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            names = data.files
+            if "X" in names:
+                name = "X"
+            elif len(names) == 1:
+                name = names[0]
+            else:
+                raise DataError(f"{path}: holds arrays {names}; expected one array, or one named 'X'")
+            try:
+                data = data[name]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+                raise DataError(f"{path}: cannot read array {name!r} ({err})") from None
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool) or np.iscomplexobj(data):
+        raise DataError(f"{path}: holds {data.dtype} values, expected real numbers")
+    return np.asarray(data, np.float64)
+
+
+def _read_csv(path: Path):
+    """(N, D) values and the file's line number of each row."""
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            rows = list(csv.reader(file))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: not a readable CSV text file ({err})") from None
+    lines = [(number, row) for number, row in enumerate(rows, start=1) if row and any(cell.strip() for cell in row)]
+    if lines and not all(_is_number(cell) for cell in lines[0][1]):
+        lines = lines[1:]  # a header row
+    if not lines:
+        raise DataError(f"{path}: no data rows")
+    width = len(lines[0][1])
+    values = np.empty((len(lines), width))
+    for i, (number, row) in enumerate(lines):
+        if len(row) != width:
+            raise DataError(f"{path}: line {number} has {len(row)} columns, expected {width} like line {lines[0][0]}")
+        for j, cell in enumerate(row):
+            try:
+                values[i, j] = float(cell)
+            except ValueError:
+                what = "is empty (missing value)" if not cell.strip() else f"{cell.strip()!r} is not a number"
+                raise DataError(f"{path}: line {number}, column {j + 1}: {what}") from None
+    return values, [number for number, _ in lines]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_finite(path: Path, X: np.ndarray, line_numbers) -> None:
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        i, j = bad[0]
+        what = "NaN" if np.isnan(X[i, j]) else "infinite"
+        where = f"line {line_numbers[i]}" if line_numbers is not None else f"row {i + 1}"
+        raise DataError(f"{path}: {where}, column {j + 1}: value is {what}; remove or impute it")

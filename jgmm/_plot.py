@@ -1,0 +1,84 @@
+"""``plot_mixture``: samples coloured by component, with covariance ellipses.
+
+Needs matplotlib (``pip install 'jgmm[plot]'``). Data with more than two
+features are shown on their first two principal axes, and each component's
+mean and covariance are projected onto the same axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jgmm._params import GMMParams
+from jgmm._predict import predict
+
+
+def principal_axes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The data's centre (D,) and its first two principal axes (D, 2)."""
+    centre = X.mean(axis=0)
+    _, _, Vt = np.linalg.svd(X - centre, full_matrices=False)
+    return centre, Vt[:2].T
+
+
+def full_covariances(params: GMMParams) -> np.ndarray:
+    """(K, D, D) covariance matrices of any family."""
+    cov = np.asarray(params.covariances, np.float64)
+    K, D = params.n_components, params.n_features
+    if params.covariance_type == "tied":
+        return np.broadcast_to(cov, (K, D, D))
+    if params.covariance_type == "diag":
+        return cov[:, :, None] * np.eye(D)
+    if params.covariance_type == "spherical":
+        return cov[:, None, None] * np.eye(D)
+    return cov
+
+
+def plot_mixture(params: GMMParams, X, ax=None, sigmas=(1, 2)):
+    """Scatter X coloured by most probable component, with each component's
+    ``sigmas``-σ ellipses and its mean marked.
+
+    Args:
+      params: GMMParams in D dimensions.
+      X: (N, D) samples, D >= 2 (more than 2: first two principal axes).
+      ax: a matplotlib Axes; a new figure if None.
+      sigmas: ellipse radii in standard deviations.
+
+    Returns:
+      The matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2 or X.shape[1] < 2:
+        raise ValueError(f"plot_mixture needs (N, D) data with D >= 2; got shape {X.shape}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    labels = np.asarray(predict(params, X))
+    K, D = params.n_components, params.n_features
+    covariances = full_covariances(params)
+    if D == 2:
+        centre, V = np.zeros(2), np.eye(2)
+        ax.set_xlabel("feature 1")
+        ax.set_ylabel("feature 2")
+    else:
+        centre, V = principal_axes(X)
+        ax.set_xlabel("first principal axis")
+        ax.set_ylabel("second principal axis")
+    Y = (X - centre) @ V
+    means = (np.asarray(params.means, np.float64) - centre) @ V
+    colours = plt.get_cmap("tab10")
+    ax.scatter(Y[:, 0], Y[:, 1], c=[colours(k % 10) for k in labels], s=8, alpha=0.6, linewidths=0)
+    for k in range(K):
+        eigenvalues, vectors = np.linalg.eigh(V.T @ covariances[k] @ V)
+        angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))
+        for s in sigmas:
+            width, height = 2 * s * np.sqrt(np.maximum(eigenvalues[::-1], 0))
+            ax.add_patch(
+                Ellipse(means[k], width, height, angle=angle, fill=False, color=colours(k % 10), lw=1.5,
+                        linestyle="-" if s == sigmas[0] else "--")
+            )
+        ax.plot(*means[k], marker="x", color="black", markersize=8)
+    ax.set_title(f"{K} components, covariance_type={params.covariance_type!r}; ellipses at {', '.join(f'{s}σ' for s in sigmas)}")
+    ax.autoscale_view()
+    return ax
