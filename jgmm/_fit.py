@@ -186,7 +186,7 @@ def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, 
             jax.lax.cond(
                 (t + 1) % every == 0,
                 lambda: jax.debug.callback(
-                    functools.partial(report_progress, label), t + 1, s.log_likelihood, ~s.stopped, jnp.sum(mask, 1)
+                    functools.partial(report_progress, label), t + 1, s.log_likelihood, ~s.done, jnp.sum(mask, 1)
                 ),
                 lambda: None,
             )

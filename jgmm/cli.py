@@ -115,12 +115,17 @@ def _load_model(path):
         raise DataError(f"{path}: no such file") from None
 
 
-def _check_columns(params, X, model_path, data_path):
+def _model_and_data(args):
+    """The saved model and the data, checked against each other."""
+    _setup_jax(args)
+    params = _load_model(args.model)
+    X = _data(args.data, args)
     if X.shape[1] != params.n_features:
         raise DataError(
-            f"{data_path}: has {X.shape[1]} columns, but the model in {model_path} was fitted on "
+            f"{args.data}: has {X.shape[1]} columns, but the model in {args.model} was fitted on "
             f"{params.n_features}"
         )
+    return params, X
 
 
 def _select_and_report(X, args, name: str):
@@ -189,10 +194,7 @@ def _fit(args) -> int:
 def _predict(args) -> int:
     import jgmm
 
-    _setup_jax(args)
-    params = _load_model(args.model)
-    X = _data(args.data, args)
-    _check_columns(params, X, args.model, args.data)
+    params, X = _model_and_data(args)
     if args.proba:
         values = np.asarray(jgmm.predict_proba(params, X))
         header, fmt = ",".join(f"p{k}" for k in range(params.n_components)), "%.8g"
@@ -208,10 +210,7 @@ def _predict(args) -> int:
 def _score(args) -> int:
     import jgmm
 
-    _setup_jax(args)
-    params = _load_model(args.model)
-    X = _data(args.data, args)
-    _check_columns(params, X, args.model, args.data)
+    params, X = _model_and_data(args)
     log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X))))
     print(f"mean log-likelihood: {log_likelihood:.6f}")
     print(f"total log-likelihood: {log_likelihood * X.shape[0]:.4f}")

@@ -184,3 +184,10 @@ def test_jgmm_imports_without_scikit_learn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "estimator needs sklearn" in out
+
+
+def test_verbose_reports_progress_on_stderr(capfd):
+    X, _, _ = blobs(43, N=200, spread=2.0)
+    GaussianMixture(3, max_iter=6, tol=0.0, verbose=1, verbose_interval=3, random_state=0).fit(X)
+    lines = capfd.readouterr().err.splitlines()
+    assert [line.split(": iteration ")[1].split(",")[0] for line in lines] == ["3", "6"]

@@ -1,0 +1,21 @@
+"""The README's Python examples run as written."""
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 3
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["selection"].best == ("tied", 3)
+    assert namespace["many"].log_likelihood.shape == (8,)
+    assert (tmp_path / "model.npz").exists()
