@@ -271,6 +271,11 @@ def default_cells_per_batch(n_cells: int) -> int:
     return n_cells if jax.default_backend() != "cpu" else min(n_cells, CELLS_PER_BATCH_CPU)
 
 
+def check_chunk_size(chunk_size, N: int) -> int | None:
+    """``chunk_size`` as given (None, or an int >= 1), capped at N."""
+    return None if chunk_size is None else min(check_int(chunk_size, "chunk_size", 1), N)
+
+
 def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int) -> int:
     """Rows per chunk so that one chunk's (members, rows, K, D) work array
     fits in ``CHUNK_BYTES``; at least ``MIN_CHUNK`` rows, at most N."""
@@ -377,6 +382,7 @@ def fit(
     reg_covar: float = 1e-6,
     sample_weight=None,
     progress: int = 0,
+    chunk_size: int | None = None,
 ) -> FitResult:
     """Fit a Gaussian mixture by EM, all restarts in one compiled program.
 
@@ -402,6 +408,9 @@ def fit(
         every ``progress`` iterations, from inside the compiled loop (a new
         value compiles anew). 0, the default: silent, and nothing of it is
         compiled.
+      chunk_size: rows per chunk of the fused E-step/statistics pass (static).
+        Default: from a 16 MiB budget for the (rows, K, D) work array
+        (``default_chunk_size``). Results do not depend on it beyond rounding.
 
     Returns:
       FitResult of the best restart (highest log-likelihood among the
@@ -435,7 +444,7 @@ def fit(
         init=init,
         n_init=n_init,
         fold_in_k=False,
-        chunk_size=default_chunk_size(N, K, D, n_init, X.dtype.itemsize),
+        chunk_size=check_chunk_size(chunk_size, N) or default_chunk_size(N, K, D, n_init, X.dtype.itemsize),
         cells_per_batch=1,
         progress=(covariance_type, progress) if progress else None,
     )

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._criteria import count_parameters, information_criteria
-from jgmm._fit import default_cells_per_batch, default_chunk_size, fit_grid
+from jgmm._fit import check_chunk_size, default_cells_per_batch, default_chunk_size, fit_grid
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
 from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
 
@@ -173,6 +173,7 @@ def select(
     reg_covar: float = 1e-6,
     sample_weight=None,
     progress: int = 0,
+    chunk_size: int | None = None,
 ) -> Selection:
     """Fit every (covariance family, K) and choose a model by BIC or AIC.
 
@@ -185,7 +186,8 @@ def select(
       covariance_types: the families to try.
       n_init: restarts per (family, K), k-means++ initialised.
       criterion: "bic" or "aic"; lower is better.
-      max_iter, tol, reg_covar, sample_weight, progress: as in ``jgmm.fit``.
+      max_iter, tol, reg_covar, sample_weight, progress, chunk_size: as in
+        ``jgmm.fit``.
 
     Returns:
       Selection.
@@ -204,6 +206,7 @@ def select(
 
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))
+    chunk_size = check_chunk_size(chunk_size, N) or default_chunk_size(N, Ks[-1], D, n_init * batch, X.dtype.itemsize)
     for family in families:
         best, restart_status = fit_grid(
             key,
@@ -219,7 +222,7 @@ def select(
             init="kmeans++",
             n_init=n_init,
             fold_in_k=True,
-            chunk_size=default_chunk_size(N, Ks[-1], D, n_init * batch, X.dtype.itemsize),
+            chunk_size=chunk_size,
             cells_per_batch=batch,
             progress=(family, progress) if progress else None,
         )

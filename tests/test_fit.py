@@ -234,3 +234,14 @@ def test_progress_reports_from_the_compiled_loop_without_changing_results(capfd)
     reported = float(lines[-1].split("log-likelihood ")[1].split(",")[0])
     assert reported == pytest.approx(float(np.max(loud.history[9])), abs=1e-5)
     np.testing.assert_array_equal(loud.params.means, quiet.params.means)
+
+
+@pytest.mark.parametrize("covariance_type", FAMILIES)
+def test_chunked_pass_equals_unchunked(x64, covariance_type):
+    X, _, _ = blobs(24, N=1000, D=3, K=3, spread=3.0)
+    kwargs = dict(tol=0.0, max_iter=15)  # one restart: no near-tie between restarts to break
+    whole = jgmm.fit(jax.random.key(0), X, 3, covariance_type, chunk_size=len(X), **kwargs)
+    for chunk_size in (7, 128):  # the last chunk padded with zero-weight rows
+        chunked = jgmm.fit(jax.random.key(0), X, 3, covariance_type, chunk_size=chunk_size, **kwargs)
+        for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
