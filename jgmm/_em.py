@@ -160,18 +160,37 @@ def m_step(
     return params_from_stats(stats, covariance_type, reg_covar)
 
 
-def chunk_rows(X: jax.Array, w: jax.Array, chunk_size: int):
-    """Split (N, D) data and (N,) weights into (C, chunk_size, ·) blocks.
+class Chunks(NamedTuple):
+    """(N, D) data read ``size`` rows at a time, centred at ``centre``, without a copy.
 
-    The last block is padded with zero rows of weight 0, which add nothing to
-    any statistic.
+    Chunk c covers rows [c·size, (c+1)·size). The last chunk is read from
+    rows [N - size, N) and its rows that belong to the previous chunk get
+    weight 0, so every row counts once and X is never padded or copied.
+
+    Attributes:
+      X: (N, D) samples, as given.
+      w: (N,) sample weights.
+      centre: (D,) subtracted from every chunk (``fit`` uses the weighted mean).
+      size: static rows per chunk, at most N.
     """
-    N, D = X.shape
-    C = -(-N // chunk_size)
-    pad = C * chunk_size - N
-    Xs = jnp.pad(X, ((0, pad), (0, 0))).reshape(C, chunk_size, D)
-    ws = jnp.pad(w, (0, pad)).reshape(C, chunk_size)
-    return Xs, ws
+
+    X: jax.Array
+    w: jax.Array
+    centre: jax.Array
+    size: int
+
+    @property
+    def count(self) -> int:
+        return -(-self.X.shape[0] // self.size)
+
+    def read(self, c):
+        """Chunk c: centred rows (size, D), weights (size,) and row indices (size,)."""
+        N, B = self.X.shape[0], self.size
+        start = jnp.minimum(c * B, N - B)
+        rows = start + jnp.arange(B)
+        X = jax.lax.dynamic_slice_in_dim(self.X, start, B) - self.centre
+        w = jnp.where(rows >= c * B, jax.lax.dynamic_slice_in_dim(self.w, start, B), 0)
+        return X, w, rows
 
 
 def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
@@ -179,20 +198,20 @@ def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
     return SuffStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.shift)
 
 
-def _accumulate(chunk_fn, covariance_type: str, K: int, Xs, ws, *extra):
+def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks):
     """Scan the chunks, summing a scalar and the statistics of responsibilities.
 
-    ``chunk_fn(X, w, *extra_chunk) -> (scalar, resp)`` for one chunk. The
-    chunked data are centred by their maker (``fit`` centres X at its weighted
-    mean), so the statistics are taken about 0.
+    ``chunk_fn(X, w, rows) -> (scalar, resp)`` for one centred chunk (see
+    ``Chunks.read``). The statistics are taken about the chunks' centre,
+    i.e. with ``shift`` 0 in centred coordinates.
     """
-    D, dtype = Xs.shape[-1], Xs.dtype
+    D, dtype = chunks.X.shape[-1], chunks.X.dtype
     shift = jnp.zeros((D,), dtype)
 
-    def step(carry, data):
+    def step(carry, c):
         total, stats = carry
-        X, w = data[:2]
-        value, resp = chunk_fn(X, w, *data[2:])
+        X, w, rows = chunks.read(c)
+        value, resp = chunk_fn(X, w, rows)
         new = suff_stats(resp, X, w, covariance_type=covariance_type, shift=shift)
         return (total + value, add_stats(stats, new)), None
 
@@ -200,40 +219,28 @@ def _accumulate(chunk_fn, covariance_type: str, K: int, Xs, ws, *extra):
         jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype),
         covariance_type=covariance_type, shift=shift,
     )
-    (total, stats), _ = jax.lax.scan(step, (jnp.zeros((), dtype), zeros), (Xs, ws, *extra))
+    (total, stats), _ = jax.lax.scan(step, (jnp.zeros((), dtype), zeros), jnp.arange(chunks.count))
     return total, stats
 
 
-def stats_from_resp(resp, Xs, ws, covariance_type: str) -> SuffStats:
-    """SuffStats of given (N, K) responsibilities over chunked data (C, B, D).
-
-    Rows of ``resp`` beyond N (the padding of the last chunk) count as zero.
-    """
-    C, B, _ = Xs.shape
-    K = resp.shape[1]
-    resp_s = jnp.pad(resp, ((0, C * B - resp.shape[0]), (0, 0))).reshape(C, B, K)
-    return _accumulate(lambda X, w, r: (0.0, r), covariance_type, K, Xs, ws, resp_s)[1]
-
-
-def em_pass(params: GMMParams, Xs: jax.Array, ws: jax.Array):
+def em_pass(params: GMMParams, chunks: Chunks):
     """One fused pass over chunks: E-step and sufficient statistics together.
 
-    Memory stays O(chunk·K·D) instead of O(N·K·D), and each chunk's
-    responsibilities are used while they are still in cache.
+    Memory stays O(chunk·K·D) instead of O(N·K·D), X is never copied, and
+    each chunk's responsibilities are used while they are still in cache.
 
     Args:
-      params: current GMMParams.
-      Xs: (C, B, D) centred data in C chunks of B rows (see ``chunk_rows``).
-      ws: (C, B) sample weights, 0 on padding rows.
+      params: current GMMParams, in the chunks' centred coordinates.
+      chunks: the data (``Chunks``).
 
     Returns:
       log_likelihood: () weighted mean log-likelihood under ``params``.
-      stats: SuffStats of the whole data, about 0.
+      stats: SuffStats of the whole data, about the centre.
     """
 
-    def chunk(X, w):
+    def chunk(X, w, rows):
         log_resp, log_norm = _log_resp(params, X)
         return w @ log_norm, jnp.exp(log_resp)
 
-    total, stats = _accumulate(chunk, params.covariance_type, params.n_components, Xs, ws)
-    return total / jnp.sum(ws), stats
+    total, stats = accumulate(chunk, params.covariance_type, params.n_components, chunks)
+    return total / jnp.sum(chunks.w), stats

@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._covariance import FAMILIES
-from jgmm._em import chunk_rows, em_pass, params_from_stats
-from jgmm._init import INIT_METHODS, initialize, restart_keys
+from jgmm._em import Chunks, em_pass, params_from_stats
+from jgmm._init import INIT_METHODS, initialize, restart_keys, subsample
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
 from jgmm._validation import (
@@ -122,7 +122,7 @@ def _usable(params: GMMParams) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
-def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, mask, progress=None) -> FitResult:
+def em_loop(params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_iter: int, mask, progress=None) -> FitResult:
     """Run EM for a batch of members until each converges, fails or reaches ``max_iter``.
 
     The loop runs while any member is still going; a member that has stopped
@@ -130,8 +130,7 @@ def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, 
 
     Args:
       params: (M,)-batched initial GMMParams (inactive components masked).
-      Xs: (C, B, D) samples in chunks, centred (see ``jgmm._em.chunk_rows``).
-      ws: (C, B) sample weights, 0 on padding rows.
+      chunks: the data, read in centred chunks (``jgmm._em.Chunks``).
       tol: () convergence threshold on the change of mean log-likelihood.
       reg_covar: () covariance regularisation.
       data_cov: (D, D) data covariance, the scale for the collapse rule.
@@ -145,11 +144,11 @@ def em_loop(params: GMMParams, Xs, ws, tol, reg_covar, data_cov, max_iter: int, 
       FitResult with a leading (M,) axis.
     """
     covariance_type = params.covariance_type
-    dtype = Xs.dtype
+    dtype = chunks.X.dtype
 
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
-        ll, stats = em_pass(s.params, Xs, ws)
+        ll, stats = em_pass(s.params, chunks)
         new = mask_components(params_from_stats(stats, covariance_type, reg_covar), mask)
         bad = ~jnp.isfinite(ll) | ~_usable(new)
         collapsed = jnp.any(collapsed_components(new, reg_covar, data_cov) & mask)
@@ -320,13 +319,13 @@ def _grid_program(
       restart_status: (M, n_init) int32 status of every restart.
     """
     offset = (w @ X) / jnp.sum(w)
-    Xc = X - offset
-    data_cov = (Xc * w[:, None]).T @ Xc / jnp.sum(w)
-    Xs, ws = chunk_rows(Xc, w, chunk_size)
+    chunks = Chunks(X, w, offset, chunk_size)
+    X_sample, w_sample = subsample(chunks)
+    data_cov = (X_sample * w_sample[:, None]).T @ X_sample / jnp.sum(w_sample)
 
     def start(key, mask, restart):
         if init_params is None:
-            return mask_components(initialize(key, Xc, w, mask, init, covariance_type, reg_covar, Xs, ws), mask)
+            return mask_components(initialize(key, chunks, mask, init, covariance_type, reg_covar), mask)
         params = _shift_means(init_params, -offset)
         if params.weights.ndim == 2:  # one start per restart
             params = jax.tree.map(lambda a: a[restart], params)
@@ -334,7 +333,7 @@ def _grid_program(
 
     def batch(keys, masks, restarts):
         params = jax.vmap(start)(keys, masks, restarts)
-        return em_loop(params, Xs, ws, tol, reg_covar, data_cov, max_iter, masks, progress)
+        return em_loop(params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress)
 
     M = n_active.shape[0]
     steps = -(-M // cells_per_batch)

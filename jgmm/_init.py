@@ -25,7 +25,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jgmm._em import chunk_rows, params_from_stats, stats_from_resp
+from jgmm._em import Chunks, accumulate, params_from_stats
+from jgmm._params import GMMParams
 
 INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
 N_LLOYD = 10
@@ -90,46 +91,50 @@ def _lloyd(X, w, centers, mask, n_steps):
     return jax.lax.fori_loop(0, n_steps, body, centers)
 
 
-def initial_resp(key: jax.Array, X: jax.Array, w: jax.Array, mask: jax.Array, init: str) -> jax.Array:
-    """(N, K) initial responsibilities by method ``init`` (see module doc).
+def subsample(chunks: Chunks):
+    """Every s-th row of the data, at most ``INIT_SAMPLE`` of them, centred,
+    and their weights: what the k-means seeding and Lloyd steps see."""
+    stride = -(-chunks.X.shape[0] // INIT_SAMPLE)
+    return chunks.X[::stride] - chunks.centre, chunks.w[::stride]
 
-    Args:
-      key: a ``jax.random`` key.
-      X: (N, D) samples, best centred (the fit centres them) so that the
-        k-means distances do not cancel in float32.
-      w: (N,) sample weights.
-      mask: (K,) bool, the active components; inactive columns are zero.
-        Every method is prefix-consistent: the responsibilities of the first
-        k components are the same whatever K is, so a model padded to more
-        components starts exactly where the unpadded one does.
-      init: the method name.
+
+def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str):
+    """The initial responsibilities of method ``init`` (module doc), as a
+    function of one chunk: ``resp(X, rows) -> (B, K)`` for centred rows X
+    with indices ``rows`` (see ``Chunks.read``). No (N, K) array is formed.
+
+    Every method is prefix-consistent: the responsibilities of the first k
+    components are the same whatever K is (draws for component k use
+    ``fold_in(key, k)``), so a model padded to more components starts exactly
+    where the unpadded one does. Inactive components (``mask`` False) get 0.
     """
-    N, K = X.shape[0], mask.shape[0]
+    K, dtype = mask.shape[0], chunks.X.dtype
     if init == "random":
-        columns = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(key, k), (N,), X.dtype))(jnp.arange(K))
-        resp = jnp.where(mask[None, :], columns.T, 0)
-        return resp / jnp.sum(resp, axis=1, keepdims=True)
+        keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(K))
+
+        def random(X, rows):
+            draw = lambda row: jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, row), (), dtype))(keys)
+            resp = jnp.where(mask[None, :], jax.vmap(draw)(rows), 0)
+            return resp / jnp.sum(resp, axis=1, keepdims=True)
+
+        return random
     if init == "random_from_data":
-        # Distinct samples by the Gumbel top-k trick, drawn ∝ w, in a fixed order.
-        scores = jnp.log(w) + jax.random.gumbel(key, (N,), X.dtype)
+        # K distinct samples by the Gumbel top-k trick, drawn ∝ w, in a fixed order.
+        scores = jnp.log(chunks.w) + jax.random.gumbel(key, chunks.w.shape, dtype)
         idx = jnp.argsort(-scores)[:K]
-        return jnp.zeros((N, K), X.dtype).at[idx, jnp.arange(K)].set(mask.astype(X.dtype))
-    stride = -(-N // INIT_SAMPLE)
-    X_sample, w_sample = X[::stride], w[::stride]
+        return lambda X, rows: ((rows[:, None] == idx[None, :]) & mask[None, :]).astype(dtype)
+    X_sample, w_sample = subsample(chunks)
     centers = _kmeans_plusplus(key, X_sample, w_sample, K)
     if init == "kmeans++":
         centers = _lloyd(X_sample, w_sample, centers, mask, N_LLOYD)
-    return _nearest(X, centers, mask)
+    return lambda X, rows: _nearest(X, centers, mask)
 
 
-def initialize(key, X, w, mask, init, covariance_type, reg_covar, Xs, ws):
-    """GMMParams from the initial responsibilities of method ``init``.
-
-    ``Xs``, ``ws`` are the centred X and w in chunks (``jgmm._em.chunk_rows``),
-    over which the statistics are summed.
-    """
-    resp = initial_resp(key, X, w, mask, init)
-    stats = stats_from_resp(resp, Xs, ws, covariance_type)
+def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar) -> GMMParams:
+    """GMMParams (in the chunks' centred coordinates) from the initial
+    responsibilities of method ``init``, summed over the chunks."""
+    resp = initial_resp(key, chunks, mask, init)
+    _, stats = accumulate(lambda X, w, rows: (0.0, resp(X, rows)), covariance_type, mask.shape[0], chunks)
     return params_from_stats(stats, covariance_type, reg_covar)
 
 
@@ -147,11 +152,9 @@ def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init,
     there. For starting points that fix some parameters and initialise the
     rest by a method (scikit-learn's ``means_init`` and friends).
     """
-    offset = (w @ X) / jnp.sum(w)
-    Xc = X - offset
-    Xs, ws = chunk_rows(Xc, w, chunk_size)
+    chunks = Chunks(X, w, (w @ X) / jnp.sum(w), chunk_size)
     mask = jnp.ones((n_components,), bool)
-    params = jax.vmap(lambda k: initialize(k, Xc, w, mask, init, covariance_type, reg_covar, Xs, ws))(
+    params = jax.vmap(lambda k: initialize(k, chunks, mask, init, covariance_type, reg_covar))(
         restart_keys(key, n_init)
     )
-    return dataclasses.replace(params, means=params.means + offset)
+    return dataclasses.replace(params, means=params.means + chunks.centre)

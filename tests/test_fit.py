@@ -241,7 +241,7 @@ def test_chunked_pass_equals_unchunked(x64, covariance_type):
     X, _, _ = blobs(24, N=1000, D=3, K=3, spread=3.0)
     kwargs = dict(tol=0.0, max_iter=15)  # one restart: no near-tie between restarts to break
     whole = jgmm.fit(jax.random.key(0), X, 3, covariance_type, chunk_size=len(X), **kwargs)
-    for chunk_size in (7, 128):  # the last chunk padded with zero-weight rows
+    for chunk_size in (7, 128):  # the last chunk overlaps the one before it
         chunked = jgmm.fit(jax.random.key(0), X, 3, covariance_type, chunk_size=chunk_size, **kwargs)
         for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole)):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
