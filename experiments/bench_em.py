@@ -46,8 +46,9 @@ SMALL = 10**8  # N·K·D² below which a case runs more iterations and repeats
 
 def iterations(N, D, K):
     """(short, long) iteration counts: more for small problems, whose
-    iterations take well under a millisecond."""
-    return (5, 25) if N * K * D * D < SMALL else (3, 8)
+    iterations take well under a millisecond; fewer for the largest."""
+    size = N * K * D * D
+    return (5, 25) if size < SMALL else (2, 6) if size < 50 * SMALL else (1, 3)
 
 
 def flops_per_iteration(covariance_type, N, D, K):
@@ -86,20 +87,21 @@ def start_params(X, K, covariance_type):
 
 
 def per_iteration(run, counts, repeats):
-    """(seconds per iteration, first-call seconds) from run(n_iter)."""
+    """(seconds per iteration, first-call seconds) from run(n_iter): the
+    median over ``repeats`` of (long run - short run) / their iteration gap."""
     n_short, n_long = counts
     first = _timed(lambda: run(n_short))
     run(n_long)
-    short = min(_timed(lambda: run(n_short)) for _ in range(repeats))
-    long = min(_timed(lambda: run(n_long)) for _ in range(repeats))
-    return max(long - short, 1e-9) / (n_long - n_short), first - short
+    pairs = [(_timed(lambda: run(n_short)), _timed(lambda: run(n_long))) for _ in range(repeats)]
+    gap = np.median([long - short for short, long in pairs]) / (n_long - n_short)
+    return max(gap, 1e-9), first - min(short for short, _ in pairs)
 
 
 def _counts(X, start):
     return iterations(X.shape[0], X.shape[1], start.n_components)
 
 
-def time_jgmm(X, start, repeats=3):
+def time_jgmm(X, start, repeats=5):
     K, ct = start.n_components, start.covariance_type
 
     def run(n):
@@ -123,20 +125,18 @@ def time_sklearn(X, start):
             GaussianMixture(start.n_components, max_iter=n, **kwargs).fit(X)
 
     N, D = X.shape
-    repeats = 3 if N * start.n_components * D * D < SMALL else 1
+    repeats = 3 if N * start.n_components * D * D < 10 * SMALL else 1
     return per_iteration(run, _counts(X, start), repeats)[0]
 
 
-def time_gmmx(X, start, repeats=3):
+def time_gmmx(X, start):
     if start.covariance_type not in ("full", "diag"):
         return None
     try:
         from gmmx import EMFitter, GaussianMixtureModelJax
     except ImportError:
         return None
-    covariances = np.asarray(start.covariances)
-    if start.covariance_type == "diag":
-        covariances = covariances[:, :, None] * np.eye(X.shape[1], dtype=covariances.dtype)
+    covariances = np.asarray(start.covariances)  # diag: (K, D) variances, as gmmx takes them
     gmm = GaussianMixtureModelJax.from_squeezed(
         means=np.asarray(start.means), covariances=covariances, weights=np.asarray(start.weights),
         covariance_type=start.covariance_type,
@@ -146,6 +146,8 @@ def time_gmmx(X, start, repeats=3):
     def run(n):
         jax.block_until_ready(EMFitter(max_iter=n, tol=-1.0).fit(Xj, gmm).gmm.means)
 
+    N, D = X.shape
+    repeats = 3 if N * start.n_components * D * D < 10 * SMALL else 1
     return per_iteration(run, _counts(X, start), repeats)[0]
 
 

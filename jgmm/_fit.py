@@ -53,9 +53,9 @@ from jgmm._validation import (
     check_params,
 )
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20
 CELLS_PER_BATCH_CPU = 2
-MIN_CHUNK = 128
+MIN_CHUNK = 1024
 COLLAPSE_FACTOR = 10.0
 DATA_SCALE_FACTOR = 1e3
 
@@ -408,7 +408,8 @@ def fit(
         value compiles anew). 0, the default: silent, and nothing of it is
         compiled.
       chunk_size: rows per chunk of the fused E-step/statistics pass (static).
-        Default: from a 16 MiB budget for the (rows, K, D) work array
+        Default: from a 4 MiB budget for the (rows, K, D) work array, at
+        least 1024 rows
         (``default_chunk_size``). Results do not depend on it beyond rounding.
 
     Returns:
