@@ -64,6 +64,17 @@ def _cov_from_chol_prec(P):
     return L @ jnp.swapaxes(L, -1, -2)
 
 
+def _regularised_prec_chol(S, reg):
+    """P for Σ = S + reg·I; where rounding made S indefinite (S = sxx/N_k - d dᵀ
+    cancels on a component sitting on duplicated points far from the centre),
+    the diagonal of S, clipped at 0, stands in for it, so P stays finite."""
+    P = _chol_prec_from_cov(_add_to_diagonal(S, reg))
+    diagonal = jnp.maximum(jnp.diagonal(S, axis1=-2, axis2=-1), 0) + reg
+    fallback = jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jax.lax.rsqrt(diagonal))
+    ok = jnp.all(jnp.isfinite(P), axis=(-2, -1), keepdims=True)
+    return jnp.where(ok, P, fallback)
+
+
 def _add_to_diagonal(cov, value):
     D = cov.shape[-1]
     return cov + value * jnp.eye(D, dtype=cov.dtype)
@@ -115,7 +126,7 @@ FULL = Family(
     squared_mahalanobis=_full_sq_mahalanobis,
     second_moment=_full_second_moment,
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None, None] - d[:, :, None] * d[:, None, :],
-    from_moments=lambda S, reg: _chol_prec_from_cov(_add_to_diagonal(S, reg)),
+    from_moments=_regularised_prec_chol,
     covariances=_cov_from_chol_prec,
     precisions=lambda P: P @ jnp.swapaxes(P, -1, -2),
     prec_chol_from_covariances=_chol_prec_from_cov,
@@ -172,7 +183,7 @@ DIAG = Family(
     squared_mahalanobis=_diag_sq_mahalanobis,
     second_moment=lambda r, Xc: r.T @ (Xc * Xc),
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
-    from_moments=lambda S, reg: jax.lax.rsqrt(S + reg),
+    from_moments=lambda S, reg: jax.lax.rsqrt(jnp.maximum(S, 0) + reg),
     covariances=lambda P: 1.0 / (P * P),
     precisions=lambda P: P * P,
     prec_chol_from_covariances=jax.lax.rsqrt,
@@ -193,7 +204,7 @@ SPHERICAL = Family(
     squared_mahalanobis=_spherical_sq_mahalanobis,
     second_moment=DIAG.second_moment,
     covariance_estimate=DIAG.covariance_estimate,
-    from_moments=lambda S, reg: jax.lax.rsqrt(jnp.mean(S, axis=-1) + reg),
+    from_moments=lambda S, reg: jax.lax.rsqrt(jnp.maximum(jnp.mean(S, axis=-1), 0) + reg),
     covariances=DIAG.covariances,
     precisions=DIAG.precisions,
     prec_chol_from_covariances=jax.lax.rsqrt,

@@ -50,6 +50,7 @@ from jgmm._validation import (
     check_em_arguments,
     check_int,
     check_n_components,
+    check_param_values,
     check_params,
 )
 
@@ -360,9 +361,10 @@ def _check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type:
                 f"init holds a batch of starting parameters; its leading axis must be n_init = {n_init} "
                 f"for every array, got shapes {[np.shape(a) for a in jax.tree.leaves(init)]}."
             )
-        check_params(jax.tree.map(lambda a: a[0], init), n_features=D, n_components=K)
+        for i in range(n_init):
+            check_param_values(check_params(jax.tree.map(lambda a: a[i], init), n_features=D, n_components=K))
     else:
-        check_params(init, n_features=D, n_components=K)
+        check_param_values(check_params(init, n_features=D, n_components=K))
     if init.covariance_type != covariance_type:
         raise ValueError(f"init has covariance_type={init.covariance_type!r} but covariance_type={covariance_type!r}.")
     return jax.tree.map(lambda a: jnp.asarray(a, dtype), init)

@@ -194,6 +194,51 @@ def check_params(params, n_features: int | None = None, n_components: int | None
     return params
 
 
+# Weights may miss 1 by rounding: float32 sums of K terms.
+WEIGHT_SUM_TOLERANCE = 1e-4
+
+
+def check_param_values(params: GMMParams) -> GMMParams:
+    """Value checks of concrete GMMParams (skipped for tracers): finite arrays,
+    weights on the simplex, precision Cholesky factors triangular with a
+    positive diagonal (so Σ⁻¹ = P Pᵀ is positive definite)."""
+    leaves = (params.weights, params.means, params.prec_chol)
+    if any(_is_tracer(a) for a in leaves):
+        return params
+    weights, means, P = (np.asarray(a, np.float64) for a in leaves)
+    for name, a in zip(("weights", "means", "prec_chol"), (weights, means, P)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"params.{name} contains NaN or infinity.")
+    if np.any(weights < 0) or abs(float(np.sum(weights)) - 1) > WEIGHT_SUM_TOLERANCE:
+        raise ValueError(f"params.weights must be non-negative and sum to 1; got {np.array2string(weights, threshold=8)}.")
+    if params.covariance_type in ("diag", "spherical"):
+        if np.any(P <= 0):
+            raise ValueError("params.prec_chol has entries <= 0; the precisions must be positive.")
+        return params
+    triangular = np.all(np.tril(P, -1) == 0) or np.all(np.triu(P, 1) == 0)
+    if not triangular or np.any(np.diagonal(P, axis1=-2, axis2=-1) <= 0):
+        raise ValueError(
+            "params.prec_chol is not triangular with a positive diagonal, so it is not the Cholesky "
+            "factor of a positive-definite precision matrix."
+        )
+    return params
+
+
+def _check_range(X) -> None:
+    """Refuse data so widely spread that second moments overflow X's dtype."""
+    if _is_tracer(X):
+        return
+    x = np.asarray(X)
+    spread = float(np.max(np.ptp(x, axis=0)))
+    limit = float(np.sqrt(np.finfo(x.dtype).max / (4.0 * x.shape[0])))
+    if spread > limit:
+        raise ValueError(
+            f"X spans {spread:.3g} along a feature, too wide for {x.dtype}: its second moments would "
+            f"overflow (the limit here is {limit:.3g}). Rescale the features or remove the outliers, "
+            "or pass float64 data with jax_enable_x64 on."
+        )
+
+
 def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar):
     """Validate what ``fit`` and ``select`` share.
 
@@ -202,6 +247,7 @@ def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar):
       reg_covar as scalars of X's dtype).
     """
     X = check_array(X)
+    _check_range(X)
     n_init = check_int(n_init, "n_init", 1)
     max_iter = check_int(max_iter, "max_iter", 1)
     tol = _as_dtype(check_nonnegative(tol, "tol"), X.dtype)

@@ -180,16 +180,17 @@ def test_component_collapsing_onto_duplicates_is_degenerate(covariance_type):
 
 
 def test_nonfinite_step_keeps_last_finite_parameters():
-    # float32 data of scale 1e20: the likelihood is finite under the starting
-    # parameters, but the second moments (~1e40) overflow in the M-step.
-    X = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32) * 1e20
-    start = jgmm.GMMParams(jnp.array([1.0]), jnp.zeros((1, 2)), 1e-20 * jnp.eye(2)[None], "full")
+    # float32 data of scale 1e17 (within the range float32 second moments
+    # allow), and a start so narrow that squared distances (~1e40) overflow:
+    # the first E-step's log-likelihood is -inf.
+    X = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32) * 1e17
+    start = jgmm.GMMParams(jnp.array([1.0]), jnp.zeros((1, 2)), 1e3 * jnp.eye(2)[None], "full")
     result = jgmm.fit(jax.random.key(0), X, 1, init=start)
     assert int(result.status) == jgmm.Status.NONFINITE
     assert int(result.n_iter) == 1
     np.testing.assert_allclose(result.params.weights, start.weights)
     np.testing.assert_allclose(result.params.prec_chol, start.prec_chol, rtol=1e-6)
-    np.testing.assert_allclose(result.params.means, start.means, atol=1e-6 * 1e20)  # centring round trip
+    np.testing.assert_allclose(result.params.means, start.means, atol=1e-6 * 1e17)  # centring round trip
 
 
 def test_best_member_prefers_healthy_fits_over_higher_degenerate_ones():
@@ -225,15 +226,16 @@ def test_far_from_origin_float32_matches_float64():
 
 def test_progress_reports_from_the_compiled_loop_without_changing_results(capfd):
     X, _, _ = blobs(23, N=300, D=2, K=3, spread=2.0)
-    quiet = jgmm.fit(jax.random.key(0), X, 3, n_init=2, tol=0.0, max_iter=12)
+    quiet = jgmm.fit(jax.random.key(0), X, 3, tol=0.0, max_iter=12)
     assert capfd.readouterr().err == ""
-    loud = jgmm.fit(jax.random.key(0), X, 3, n_init=2, tol=0.0, max_iter=12, progress=5)
+    loud = jgmm.fit(jax.random.key(0), X, 3, tol=0.0, max_iter=12, progress=5)
     lines = capfd.readouterr().err.splitlines()
     assert [line.split(": iteration ")[1].split(",")[0] for line in lines] == ["5", "10"]
-    assert all(line.startswith("jgmm full K=3: iteration") and "2/2 fits running" in line for line in lines)
+    assert all(line.startswith("jgmm full K=3: iteration") and "1/1 fits running" in line for line in lines)
     reported = float(lines[-1].split("log-likelihood ")[1].split(",")[0])
     assert reported == pytest.approx(float(np.max(loud.history[9])), abs=1e-5)
-    np.testing.assert_array_equal(loud.params.means, quiet.params.means)
+    # Another compiled program (the callback), so equal up to float32 rounding.
+    np.testing.assert_allclose(loud.params.means, quiet.params.means, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("covariance_type", FAMILIES)

@@ -1,0 +1,77 @@
+"""Degenerate data: finite parameters or a clear error, never NaN."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import FAMILIES
+
+import jgmm
+
+RNG = np.random.default_rng(0)
+CASES = {
+    "all points identical": (np.ones((50, 3)), 3),
+    "a constant feature": (np.c_[RNG.normal(size=(100, 2)), np.full(100, 5.0)], 3),
+    "20 points each 10 times, K=15": (np.repeat(RNG.normal(size=(20, 2)), 10, axis=0), 15),
+    "more features than samples": (RNG.normal(size=(10, 20)), 3),
+    "float32 at 1e6 with scale 1e-3": ((1e6 + 1e-3 * RNG.normal(size=(200, 2))).astype(np.float32), 3),
+    "as many components as samples": (RNG.normal(size=(6, 2)), 6),
+}
+
+
+@pytest.mark.parametrize("covariance_type", FAMILIES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_degenerate_data_gives_finite_parameters(case, covariance_type):
+    X, K = CASES[case]
+    result = jgmm.fit(jax.random.key(0), X, K, covariance_type)
+    for leaf in jax.tree.leaves(result.params):
+        assert np.all(np.isfinite(np.asarray(leaf))), case
+    assert np.isfinite(float(result.log_likelihood))
+    assert np.all(np.isfinite(np.asarray(jgmm.predict_proba(result.params, X))))
+
+
+def test_float32_tiny_scale_far_from_origin_is_still_fitted_accurately():
+    # float32 spacing at 1e6 is 0.06, so 1e-3 noise leaves a few distinct values.
+    X, _ = CASES["float32 at 1e6 with scale 1e-3"]
+    result = jgmm.fit(jax.random.key(0), X, 1, "diag")
+    expected = X.astype(np.float64).var(axis=0) + 1e-6
+    np.testing.assert_allclose(np.asarray(result.params.covariances)[0], expected, rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(result.params.means)[0], X.astype(np.float64).mean(axis=0), rtol=1e-7)
+
+
+def test_outlier_too_far_for_float32_is_a_clear_error():
+    X = np.r_[RNG.normal(size=(99, 2)), [[1e30, 1e30]]]
+    with pytest.raises(ValueError, match="X spans 1e\\+30 along a feature, too wide for float32"):
+        jgmm.fit(jax.random.key(0), X, 3)
+
+
+def test_same_key_gives_bit_identical_results():
+    X = RNG.normal(size=(300, 3))
+    first = jgmm.fit(jax.random.key(7), X, 4, n_init=3)
+    second = jgmm.fit(jax.random.key(7), X, 4, n_init=3)
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    selection = [jgmm.select(jax.random.key(7), X, range(1, 4), ("diag",)) for _ in range(2)]
+    np.testing.assert_array_equal(selection[0].to_dict()["bic"], selection[1].to_dict()["bic"])
+
+
+def test_invalid_starting_values_are_refused():
+    X = RNG.normal(size=(40, 2))
+    good = jgmm.fit(jax.random.key(0), X, 2, "full", max_iter=1).params
+    not_pd = jgmm.GMMParams(good.weights, good.means, good.prec_chol.at[0, 0, 0].set(-1.0), "full")
+    with pytest.raises(ValueError, match="not triangular with a positive diagonal"):
+        jgmm.fit(jax.random.key(0), X, 2, "full", init=not_pd)
+    off_simplex = jgmm.GMMParams(good.weights * 3, good.means, good.prec_chol, "full")
+    with pytest.raises(ValueError, match="params.weights must be non-negative and sum to 1"):
+        jgmm.fit(jax.random.key(0), X, 2, "full", init=off_simplex)
+    nan_means = jgmm.GMMParams(good.weights, good.means.at[0, 0].set(np.nan), good.prec_chol, "full")
+    with pytest.raises(ValueError, match="params.means contains NaN"):
+        jgmm.fit(jax.random.key(0), X, 2, "full", init=nan_means)
+
+
+@pytest.mark.parametrize("covariance_type", FAMILIES)
+def test_outlier_1e30_away_in_float64_gives_finite_parameters(covariance_type):
+    X = np.r_[RNG.normal(size=(99, 2)), [[1e30, 1e30]]]
+    with jax.enable_x64(True):
+        result = jgmm.fit(jax.random.key(0), X, 3, covariance_type, n_init=2)
+        for leaf in jax.tree.leaves(result.params):
+            assert np.all(np.isfinite(np.asarray(leaf)))
