@@ -31,7 +31,7 @@ class Family(NamedTuple):
     squared_mahalanobis: Callable  # X (N,D), means (K,D), prec_chol -> (N, K)
     second_moment: Callable  # resp_w (N,K), Xc (N,D) -> sxx in stats shape
     covariance_estimate: Callable  # sxx, nk (K,), d (K,D) -> S (unregularised)
-    from_moments: Callable  # covariance estimate, reg_covar -> prec_chol
+    from_moments: Callable  # covariance estimate, reg_covar -> (prec_chol, singular bool per component)
     covariances: Callable  # prec_chol -> Σ (sklearn covariances_ shape)
     precisions: Callable  # prec_chol -> Σ⁻¹ (sklearn precisions_ shape)
     prec_chol_from_covariances: Callable  # Σ -> prec_chol
@@ -65,14 +65,23 @@ def _cov_from_chol_prec(P):
 
 
 def _regularised_prec_chol(S, reg):
-    """P for Σ = S + reg·I; where rounding made S indefinite (S = sxx/N_k - d dᵀ
-    cancels on a component sitting on duplicated points far from the centre),
-    the diagonal of S, clipped at 0, stands in for it, so P stays finite."""
+    """P for Σ = S + reg·I, and whether S + reg·I was not positive definite.
+
+    There (too few points for the dimension, or rounding: S = sxx/N_k - d dᵀ
+    cancels on duplicated points far from the centre) the diagonal of S,
+    clipped at 0, stands in, so P stays finite; the flag lets the fit mark
+    the member DEGENERATE."""
     P = _chol_prec_from_cov(_add_to_diagonal(S, reg))
     diagonal = jnp.maximum(jnp.diagonal(S, axis1=-2, axis2=-1), 0) + reg
     fallback = jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jax.lax.rsqrt(diagonal))
-    ok = jnp.all(jnp.isfinite(P), axis=(-2, -1), keepdims=True)
-    return jnp.where(ok, P, fallback)
+    ok = jnp.all(jnp.isfinite(P), axis=(-2, -1))
+    return jnp.where(ok[..., None, None], P, fallback), ~ok
+
+
+def _clipped_rsqrt(S, reg):
+    """P = (max(S, 0) + reg)^(-1/2), and where that was not finite and positive."""
+    variance = jnp.maximum(S, 0) + reg
+    return jax.lax.rsqrt(variance), variance <= 0
 
 
 def _add_to_diagonal(cov, value):
@@ -183,7 +192,7 @@ DIAG = Family(
     squared_mahalanobis=_diag_sq_mahalanobis,
     second_moment=lambda r, Xc: r.T @ (Xc * Xc),
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
-    from_moments=lambda S, reg: jax.lax.rsqrt(jnp.maximum(S, 0) + reg),
+    from_moments=lambda S, reg: (lambda P, bad: (P, jnp.any(bad, axis=-1)))(*_clipped_rsqrt(S, reg)),
     covariances=lambda P: 1.0 / (P * P),
     precisions=lambda P: P * P,
     prec_chol_from_covariances=jax.lax.rsqrt,
@@ -204,7 +213,7 @@ SPHERICAL = Family(
     squared_mahalanobis=_spherical_sq_mahalanobis,
     second_moment=DIAG.second_moment,
     covariance_estimate=DIAG.covariance_estimate,
-    from_moments=lambda S, reg: jax.lax.rsqrt(jnp.maximum(jnp.mean(S, axis=-1), 0) + reg),
+    from_moments=lambda S, reg: _clipped_rsqrt(jnp.mean(S, axis=-1), reg),
     covariances=DIAG.covariances,
     precisions=DIAG.precisions,
     prec_chol_from_covariances=jax.lax.rsqrt,

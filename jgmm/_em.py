@@ -126,14 +126,24 @@ def params_from_stats(stats: SuffStats, covariance_type: str = "full", reg_covar
       reg_covar: non-negative value added to the covariance diagonals.
 
     Returns:
-      GMMParams.
+      GMMParams. Where rounding or too few points make a covariance estimate
+      singular or indefinite even after ``reg_covar``, its clipped diagonal
+      stands in (see ``params_and_singular``).
     """
+    return params_and_singular(stats, covariance_type, reg_covar)[0]
+
+
+def params_and_singular(stats: SuffStats, covariance_type: str, reg_covar):
+    """``params_from_stats``, and which covariance estimates were not positive
+    definite after adding ``reg_covar``: (K,) bool, () for tied. The fit loop
+    marks such a fit DEGENERATE."""
     family = FAMILIES[covariance_type]
     nk = stats.nk + 10 * jnp.finfo(stats.nk.dtype).eps
     d = stats.sx / nk[:, None]
     cov = family.covariance_estimate(stats.sxx, nk, d)
-    prec_chol = family.from_moments(cov, jnp.asarray(reg_covar, cov.dtype))
-    return GMMParams(nk / jnp.sum(nk), stats.shift + d, prec_chol, covariance_type)
+    reg = jnp.asarray(reg_covar, cov.dtype)
+    prec_chol, singular = family.from_moments(cov, reg)
+    return GMMParams(nk / jnp.sum(nk), stats.shift + d, prec_chol, covariance_type), singular
 
 
 @functools.partial(jax.jit, static_argnames="covariance_type")

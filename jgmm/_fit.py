@@ -20,8 +20,11 @@ batch:
   variance along that axis is at least ``DATA_SCALE_FACTOR`` times that floor
   — the component sits on (near-)duplicate points or on a lower-dimensional
   subset, a spurious maximum of the unbounded likelihood. An empty component
-  (no responsibility) collapses to the floor too. The fit stops at the
-  collapsed parameters.
+  (no responsibility) collapses to the floor too. So does a component whose
+  covariance estimate is not positive definite even after ``reg_covar`` (too
+  few points for the dimension, or rounding); its clipped diagonal stands in
+  (``jgmm._em.params_and_singular``). The fit stops at the collapsed
+  parameters, which are finite.
 
 The data are centred (at their weighted mean) inside the program and the
 means shifted back at the end: the likelihood is translation invariant, and
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._covariance import FAMILIES
-from jgmm._em import Chunks, em_pass, params_from_stats
+from jgmm._em import Chunks, em_pass, params_and_singular
 from jgmm._init import INIT_METHODS, initialize, restart_keys, subsample
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
@@ -150,9 +153,10 @@ def em_loop(params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_ite
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
         ll, stats = em_pass(s.params, chunks)
-        new = mask_components(params_from_stats(stats, covariance_type, reg_covar), mask)
+        new, singular = params_and_singular(stats, covariance_type, reg_covar)
+        new = mask_components(new, mask)
         bad = ~jnp.isfinite(ll) | ~_usable(new)
-        collapsed = jnp.any(collapsed_components(new, reg_covar, data_cov) & mask)
+        collapsed = jnp.any((collapsed_components(new, reg_covar, data_cov) | singular) & mask)
         status = jnp.select(
             [bad, collapsed, jnp.abs(ll - s.log_likelihood) < tol],
             [Status.NONFINITE, Status.DEGENERATE, Status.CONVERGED],
