@@ -79,9 +79,11 @@ def _regularised_prec_chol(S, reg):
 
 
 def _clipped_rsqrt(S, reg):
-    """P = (max(S, 0) + reg)^(-1/2), and where that was not finite and positive."""
+    """P = (max(S, 0) + reg)^(-1/2) per variance, and whether any variance of a
+    component (last axis, if any) was not positive."""
     variance = jnp.maximum(S, 0) + reg
-    return jax.lax.rsqrt(variance), variance <= 0
+    singular = variance <= 0
+    return jax.lax.rsqrt(variance), jnp.any(singular, axis=-1) if singular.ndim > 1 else singular
 
 
 def _add_to_diagonal(cov, value):
@@ -192,7 +194,7 @@ DIAG = Family(
     squared_mahalanobis=_diag_sq_mahalanobis,
     second_moment=lambda r, Xc: r.T @ (Xc * Xc),
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
-    from_moments=lambda S, reg: (lambda P, bad: (P, jnp.any(bad, axis=-1)))(*_clipped_rsqrt(S, reg)),
+    from_moments=_clipped_rsqrt,
     covariances=lambda P: 1.0 / (P * P),
     precisions=lambda P: P * P,
     prec_chol_from_covariances=jax.lax.rsqrt,

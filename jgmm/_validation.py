@@ -165,6 +165,11 @@ def check_sample_weight(sample_weight, N: int, dtype):
     return _as_dtype(sample_weight, dtype)
 
 
+def prec_chol_shape(covariance_type: str, K: int, D: int) -> tuple:
+    """The shape of a family's precision (or its Cholesky factor) for K and D."""
+    return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
+
+
 def check_params(params, n_features: int | None = None, n_components: int | None = None) -> GMMParams:
     """Static checks of a GMMParams: family, and shapes consistent with K and D."""
     if not isinstance(params, GMMParams):
@@ -174,12 +179,7 @@ def check_params(params, n_features: int | None = None, n_components: int | None
     if means.ndim != 2:
         raise ValueError(f"params.means must have shape (n_components, n_features); got shape {means.shape}.")
     K, D = means.shape
-    expected = {
-        "full": (K, D, D),
-        "tied": (D, D),
-        "diag": (K, D),
-        "spherical": (K,),
-    }[covariance_type]
+    expected = prec_chol_shape(covariance_type, K, D)
     if weights.shape != (K,):
         raise ValueError(f"params.weights must have shape ({K},) to match params.means; got {weights.shape}.")
     if prec_chol.shape != expected:

@@ -11,6 +11,7 @@ input in float32. Requires scikit-learn (``pip install 'jgmm[sklearn]'``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 
 import jax
@@ -26,7 +27,7 @@ from jgmm._fit import default_chunk_size, fit
 from jgmm._init import initial_params
 from jgmm._params import GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
-from jgmm._validation import check_sample_weight
+from jgmm._validation import check_sample_weight, prec_chol_shape
 
 # scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans++"
 # (k-means++ seeding and Lloyd steps) is the batched, compiled counterpart.
@@ -127,6 +128,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         GMMParams when some of weights_init, means_init, precisions_init are
         given (the rest initialised by ``init_params``)."""
         method = _INIT_METHODS[self.init_params]
+        self._check_given_shapes(X)
         given = {
             "weights": self.weights_init,
             "means": self.means_init,
@@ -135,26 +137,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         given = {name: value for name, value in given.items() if value is not None}
         if not given:
             return method
-        self._check_given_shapes(X)
         K, ct = self.n_components, self.covariance_type
+        stacked = {name: np.broadcast_to(np.asarray(v, X.dtype), (n_init,) + np.shape(v)) for name, v in given.items()}
         if len(given) == 3:
-            starts = GMMParams(given["weights"], given["means"], given["prec_chol"], ct)
-            return jax.tree.map(lambda a: np.broadcast_to(np.asarray(a, X.dtype), (n_init,) + np.shape(a)), starts)
+            return GMMParams(**stacked, covariance_type=ct)
         weights = np.ones(X.shape[0], X.dtype) if w is None else w
         params = initial_params(
             key, X, weights, self.reg_covar, n_components=K, covariance_type=ct, init=method,
             n_init=n_init, chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize),
         )
-        for name, value in given.items():
-            params = GMMParams(
-                **{
-                    field: np.broadcast_to(np.asarray(value, X.dtype), (n_init,) + np.shape(value))
-                    if field == name else getattr(params, field)
-                    for field in ("weights", "means", "prec_chol")
-                },
-                covariance_type=ct,
-            )
-        return params
+        return dataclasses.replace(params, **stacked)
 
     def _prec_chol_init(self, X):
         """Precision Cholesky factors from ``precisions_init`` (family shape)."""
@@ -170,7 +162,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         expected = {
             "weights_init": (K,),
             "means_init": (K, D),
-            "precisions_init": {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct],
+            "precisions_init": prec_chol_shape(ct, K, D),
         }
         for name, shape in expected.items():
             value = getattr(self, name)
