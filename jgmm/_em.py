@@ -9,6 +9,7 @@ See docs/derivation.md for the maths each function implements.
 from __future__ import annotations
 
 import functools
+import operator
 from typing import NamedTuple
 
 import jax
@@ -208,12 +209,14 @@ def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
     return SuffStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.shift)
 
 
-def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks):
-    """Scan the chunks, summing a scalar and the statistics of responsibilities.
+def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, value=0.0, combine=operator.add):
+    """Scan the chunks, summing the statistics of responsibilities.
 
-    ``chunk_fn(X, w, rows) -> (scalar, resp)`` for one centred chunk (see
-    ``Chunks.read``). The statistics are taken about the chunks' centre,
-    i.e. with ``shift`` 0 in centred coordinates.
+    ``chunk_fn(X, w, rows) -> (value, resp)`` for one centred chunk (see
+    ``Chunks.read``); the chunks' values are folded by ``combine``, starting
+    from ``value`` (a pytree; by default they are summed). The statistics are
+    taken about the chunks' centre, i.e. with ``shift`` 0 in centred
+    coordinates.
     """
     D, dtype = chunks.X.shape[-1], chunks.X.dtype
     shift = jnp.zeros((D,), dtype)
@@ -223,17 +226,23 @@ def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks):
         X, w, rows = chunks.read(c)
         value, resp = chunk_fn(X, w, rows)
         new = suff_stats(resp, X, w, covariance_type=covariance_type, shift=shift)
-        return (total + value, add_stats(stats, new)), None
+        return (combine(total, value), add_stats(stats, new)), None
 
     zeros = suff_stats(
         jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype),
         covariance_type=covariance_type, shift=shift,
     )
-    (total, stats), _ = jax.lax.scan(step, (jnp.zeros((), dtype), zeros), jnp.arange(chunks.count))
+    value = jax.tree.map(lambda v: jnp.asarray(v, dtype), value)
+    (total, stats), _ = jax.lax.scan(step, (value, zeros), jnp.arange(chunks.count))
     return total, stats
 
 
-def em_pass(params: GMMParams, chunks: Chunks):
+def _lower_first(a, b):
+    """Of two (log p, x) pairs, the one with the lower log p."""
+    return jax.tree.map(lambda u, v: jnp.where(b[0] < a[0], v, u), a, b)
+
+
+def em_pass(params: GMMParams, chunks: Chunks, worst: bool = False):
     """One fused pass over chunks: E-step and sufficient statistics together.
 
     Memory stays O(chunk·K·D) instead of O(N·K·D), X is never copied, and
@@ -242,15 +251,30 @@ def em_pass(params: GMMParams, chunks: Chunks):
     Args:
       params: current GMMParams, in the chunks' centred coordinates.
       chunks: the data (``Chunks``).
+      worst: static; also find the worst-explained sample.
 
     Returns:
       log_likelihood: () weighted mean log-likelihood under ``params``.
       stats: SuffStats of the whole data, about the centre.
+      worst: only if ``worst``: (D,) the (centred) sample of positive weight
+        with the lowest log p(x_n) under ``params``.
     """
+    D = chunks.X.shape[-1]
 
     def chunk(X, w, rows):
         log_resp, log_norm = _log_resp(params, X)
-        return w @ log_norm, jnp.exp(log_resp)
+        value = w @ log_norm
+        if worst:
+            log_p = jnp.where(w > 0, log_norm, jnp.inf)
+            n = jnp.argmin(log_p)
+            value = (value, (log_p[n], X[n]))
+        return value, jnp.exp(log_resp)
 
-    total, stats = accumulate(chunk, params.covariance_type, params.n_components, chunks)
-    return total / jnp.sum(chunks.w), stats
+    if not worst:
+        total, stats = accumulate(chunk, params.covariance_type, params.n_components, chunks)
+        return total / jnp.sum(chunks.w), stats
+    combine = lambda a, b: (a[0] + b[0], _lower_first(a[1], b[1]))
+    (total, (_, x)), stats = accumulate(
+        chunk, params.covariance_type, params.n_components, chunks, (0.0, (jnp.inf, jnp.zeros((D,)))), combine
+    )
+    return total / jnp.sum(chunks.w), stats, x

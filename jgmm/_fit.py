@@ -23,8 +23,13 @@ batch:
   (no responsibility) collapses to the floor too. So does a component whose
   covariance estimate is not positive definite even after ``reg_covar`` (too
   few points for the dimension, or rounding); its clipped diagonal stands in
-  (``jgmm._em.params_and_singular``). The fit stops at the collapsed
-  parameters, which are finite.
+  (``jgmm._em.params_and_singular``). What happens next is the
+  ``on_collapse`` policy: "freeze" (default) gives the collapsed components
+  weight 0 (switched off, as padding is; never when no component would be
+  left) and stops the fit there, its parameters finite; "reseed" restarts a
+  collapsed component at the sample the mixture explains worst, with the
+  data's covariance, and goes on, DEGENERATE only once ``MAX_RESEEDS``
+  re-seeds are spent.
 
 The data are centred (at their weighted mean) inside the program and the
 means shifted back at the end: the likelihood is translation invariant, and
@@ -43,8 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._covariance import FAMILIES
-from jgmm._em import Chunks, em_pass, params_and_singular
-from jgmm._init import INIT_METHODS, initialize, restart_keys, subsample
+from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, suff_stats
+from jgmm._init import INIT_METHODS, KMEANS_INITS, initialize, kmeans_centers, member_keys, subsample
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
 from jgmm._validation import (
@@ -62,6 +67,8 @@ CELLS_PER_BATCH_CPU = 2
 MIN_CHUNK = 1024
 COLLAPSE_FACTOR = 10.0
 DATA_SCALE_FACTOR = 1e3
+MAX_RESEEDS = 10
+ON_COLLAPSE = ("freeze", "reseed")
 
 
 class EMState(NamedTuple):
@@ -77,6 +84,7 @@ class EMState(NamedTuple):
       stopped: () bool, EM has stopped: the next pass only evaluates the
         log-likelihood of the final parameters.
       done: () bool, that final pass has run; ``log_likelihood`` is its value.
+      reseeds: () components re-seeded so far (``on_collapse="reseed"``).
     """
 
     params: GMMParams
@@ -87,6 +95,7 @@ class EMState(NamedTuple):
     history: jax.Array
     stopped: jax.Array
     done: jax.Array
+    reseeds: jax.Array
 
 
 def mask_components(params: GMMParams, mask: jax.Array) -> GMMParams:
@@ -119,6 +128,33 @@ def collapsed_components(params: GMMParams, reg_covar, data_cov: jax.Array) -> j
     return jnp.any((variances <= floor) & (data_var >= DATA_SCALE_FACTOR * floor), axis=-1)
 
 
+def freeze_components(params: GMMParams, collapsed, mask) -> GMMParams:
+    """Collapsed components get weight 0 (the others renormalised), which
+    switches them off as padding is; unless no active component would be left.
+
+    Args:
+      params: GMMParams.
+      collapsed: (K,) bool.
+      mask: (K,) bool, the active components.
+    """
+    keep = mask & ~collapsed
+    weights = jnp.where(jnp.any(keep), jnp.where(keep, params.weights, 0), params.weights)
+    return dataclasses.replace(params, weights=weights / jnp.sum(weights))
+
+
+def reseed_component(params: GMMParams, k, point, data: GMMParams, mask) -> GMMParams:
+    """Component k restarted at ``point`` (the worst-explained sample) with
+    the data's covariance (``data``, a one-component GMMParams; a tied
+    covariance stays shared) and weight 1/K_active before renormalising."""
+    one = jnp.arange(params.n_components) == k
+    weights = jnp.where(one, 1 / jnp.sum(mask), params.weights)
+    means = jnp.where(one[:, None], point, params.means)
+    P = params.prec_chol
+    if params.covariance_type != "tied":
+        P = jnp.where(one.reshape((-1,) + (1,) * (P.ndim - 1)), data.prec_chol, P)
+    return GMMParams(weights / jnp.sum(weights), means, P, params.covariance_type)
+
+
 def _usable(params: GMMParams) -> jax.Array:
     """() bool: all parameters finite and every precision factor invertible
     (a finite log-determinant; an overflowed covariance gives P = 0)."""
@@ -126,7 +162,9 @@ def _usable(params: GMMParams) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
-def em_loop(params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_iter: int, mask, progress=None) -> FitResult:
+def em_loop(
+    params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_iter: int, mask, progress=None, reseed_with=None
+) -> FitResult:
     """Run EM for a batch of members until each converges, fails or reaches ``max_iter``.
 
     The loop runs while any member is still going; a member that has stopped
@@ -143,6 +181,8 @@ def em_loop(params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_ite
       progress: static ``(label, every)`` to report every ``every``
         iterations on stderr (``report_progress``), or None: nothing is
         compiled for it.
+      reseed_with: None to freeze collapsed components; or a one-component
+        GMMParams of the data, to re-seed them (``reseed_component``).
 
     Returns:
       FitResult with a leading (M,) axis.
@@ -152,13 +192,20 @@ def em_loop(params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_ite
 
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
-        ll, stats = em_pass(s.params, chunks)
+        ll, stats, *worst = em_pass(s.params, chunks, worst=reseed_with is not None)
         new, singular = params_and_singular(stats, covariance_type, reg_covar)
         new = mask_components(new, mask)
         bad = ~jnp.isfinite(ll) | ~_usable(new)
-        collapsed = jnp.any((collapsed_components(new, reg_covar, data_cov) | singular) & mask)
+        collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
+        reseeded = jnp.asarray(False)
+        if reseed_with is not None:
+            reseeded = jnp.any(collapsed) & (s.reseeds < MAX_RESEEDS)
+            again = reseed_component(new, jnp.argmax(collapsed), worst[0], reseed_with, mask)
+            new = jax.tree.map(lambda a, b: jnp.where(reseeded, a, b), again, new)
+            collapsed = collapsed & ~reseeded
+        new = freeze_components(new, collapsed, mask)
         status = jnp.select(
-            [bad, collapsed, jnp.abs(ll - s.log_likelihood) < tol],
+            [bad, jnp.any(collapsed), ~reseeded & (jnp.abs(ll - s.log_likelihood) < tol)],
             [Status.NONFINITE, Status.DEGENERATE, Status.CONVERGED],
             Status.MAX_ITER,
         ).astype(jnp.int32)
@@ -172,6 +219,7 @@ def em_loop(params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_ite
             history=s.history.at[s.n_iter].set(ll),
             stopped=(status != Status.MAX_ITER) | (n_iter >= max_iter),
             done=jnp.asarray(False),
+            reseeds=s.reseeds + reseeded,
         )
         # After EM stopped, this pass was only for the final log-likelihood
         # (and once done, it recomputes that same value).
@@ -206,6 +254,7 @@ def em_loop(params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_ite
         history=jnp.full((M, max_iter), jnp.nan, dtype),
         stopped=jnp.zeros((M,), bool),
         done=jnp.zeros((M,), bool),
+        reseeds=jnp.zeros((M,), jnp.int32),
     )
     _, s = jax.lax.while_loop(lambda c: jnp.any(~c[1].done), body, (jnp.zeros((), jnp.int32), init))
     return FitResult(s.params, s.log_likelihood, s.n_iter, s.status == Status.CONVERGED, s.status, s.history)
@@ -245,9 +294,6 @@ def _shift_means(params: GMMParams, offset) -> GMMParams:
     return dataclasses.replace(params, means=params.means + offset)
 
 
-_GRID_STATIC = (
-    "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch", "progress",
-)
 # On CPU, LLVM's lighter optimisation level compiles the grid program about
 # 15% faster (2.5 s instead of 2.9 s per family on the selection benchmark,
 # experiments/bench_select.py, 2-core CPU). XLA's older fusion code generator
@@ -258,15 +304,26 @@ _CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 @functools.cache
-def _jitted_grid_program(backend: str):
+def _jitted(program, backend: str):
+    """``program`` jitted with its static arguments (``_STATIC``) and, on
+    CPU, ``_CPU_COMPILER_OPTIONS``."""
     options = _CPU_COMPILER_OPTIONS if backend == "cpu" else None
-    return jax.jit(_grid_program, static_argnames=_GRID_STATIC, compiler_options=options)
+    return jax.jit(program, static_argnames=_STATIC[program], compiler_options=options)
+
+
+@full_precision
+def seed(key, n_active, X, w, *, n_components: int, init: str, n_init: int, fold_in_k: bool):
+    """Run ``_seed_program`` compiled for the default backend: the
+    family-independent start of ``fit_grid``, to share between families."""
+    return _jitted(_seed_program, jax.default_backend())(
+        key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k
+    )
 
 
 @full_precision
 def fit_grid(*args, **kwargs):
     """Run ``_grid_program`` compiled for the default backend (see there)."""
-    return _jitted_grid_program(jax.default_backend())(*args, **kwargs)
+    return _jitted(_grid_program, jax.default_backend())(*args, **kwargs)
 
 
 def default_cells_per_batch(n_cells: int) -> int:
@@ -289,6 +346,28 @@ def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int) ->
     return int(min(N, max(MIN_CHUNK, rows)))
 
 
+def _seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k):
+    """What every family's grid program for these data and members starts
+    from; compiled on its own, ``jgmm.select`` runs it once for all families.
+
+    Returns ``seeds``:
+      offset: (D,) the data's weighted mean; the grid program works in data
+        centred there.
+      centers: (M, n_init, K, D) the k-means centres (``kmeans_centers``,
+        centred coordinates) of each cell's restarts, keys from
+        ``member_keys``; None unless ``init`` is a k-means method.
+    """
+    offset = (w @ X) / jnp.sum(w)
+    if init not in KMEANS_INITS:
+        return offset, None
+    X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0]))
+    M = n_active.shape[0]
+    keys = member_keys(key, n_active, n_init, fold_in_k).reshape(-1)
+    masks = jnp.repeat(jnp.arange(n_components) < n_active[:, None], n_init, axis=0)
+    centers = jax.vmap(lambda k, mask: kmeans_centers(k, X_sample, w_sample, mask, init))(keys, masks)
+    return offset, centers.reshape((M, n_init) + centers.shape[1:])
+
+
 def _grid_program(
     key,
     n_active,
@@ -297,6 +376,7 @@ def _grid_program(
     tol,
     reg_covar,
     init_params,
+    seeds=None,
     *,
     n_components,
     covariance_type,
@@ -307,54 +387,76 @@ def _grid_program(
     chunk_size,
     cells_per_batch,
     progress=None,
+    on_collapse="freeze",
 ):
     """Fits for several K at once, ``n_init`` restarts each: one program.
 
     Every model is padded to ``n_components`` (K_max) components; model m has
     ``n_active[m]`` active ones. Cells run ``cells_per_batch`` at a time
     (``lax.map``); the members of a batch (its cells × restarts) run side by
-    side in one EM loop (``em_loop``). Cell m uses
-    the key ``fold_in(key, K_m)`` if ``fold_in_k`` else ``key``, and restart
-    keys from ``restart_keys``.
+    side in one EM loop (``em_loop``). Member keys come from
+    ``member_keys``. ``init_params``: the starting GMMParams when ``init`` is
+    "params" (else None), one for all members or one per restart (leading
+    (n_init,) axis). ``seeds``: what ``_seed_program`` returns for the same
+    key, data and members, or None to compute it here.
 
     The EM passes run over chunks of ``chunk_size`` rows (``em_pass``).
-    ``progress``: see ``em_loop``.
+    ``progress``: see ``em_loop``. ``on_collapse``: "freeze" or "reseed"
+    (``fit``).
 
     Returns:
       best: FitResult with a leading (M,) axis, the best restart of each cell.
       restart_status: (M, n_init) int32 status of every restart.
     """
-    offset = (w @ X) / jnp.sum(w)
+    if seeds is None:
+        seeds = _seed_program(
+            key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k
+        )
+    offset, centers = seeds
     chunks = Chunks(X, w, offset, chunk_size)
     X_sample, w_sample = subsample(chunks)
     data_cov = (X_sample * w_sample[:, None]).T @ X_sample / jnp.sum(w_sample)
+    reseed_with = None
+    if on_collapse == "reseed":
+        ones = jnp.ones((X_sample.shape[0], 1), X.dtype)
+        reseed_with = params_from_stats(suff_stats(ones, X_sample, w_sample, covariance_type=covariance_type), covariance_type, reg_covar)
 
-    def start(key, mask, restart):
+    def start(key, mask, restart, centers):
         if init_params is None:
-            return mask_components(initialize(key, chunks, mask, init, covariance_type, reg_covar), mask)
+            return mask_components(initialize(key, chunks, mask, init, covariance_type, reg_covar, centers), mask)
         params = _shift_means(init_params, -offset)
         if params.weights.ndim == 2:  # one start per restart
             params = jax.tree.map(lambda a: a[restart], params)
         return params
 
-    def batch(keys, masks, restarts):
-        params = jax.vmap(start)(keys, masks, restarts)
-        return em_loop(params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress)
+    def batch(keys, masks, restarts, centers):
+        params = jax.vmap(start)(keys, masks, restarts, centers)
+        return em_loop(params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress, reseed_with)
 
     M = n_active.shape[0]
     steps = -(-M // cells_per_batch)
     # Cells padded to whole batches by repeating the last one (dropped below).
-    K_cells = jnp.concatenate([n_active, jnp.broadcast_to(n_active[-1:], (steps * cells_per_batch - M,))])
-    cell_keys = jax.vmap(lambda K: jax.random.fold_in(key, K))(K_cells) if fold_in_k else jnp.broadcast_to(key, K_cells.shape)
-    keys = jax.vmap(lambda k: restart_keys(k, n_init))(cell_keys)  # (cells, n_init)
+    pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], steps * cells_per_batch - M, axis=0)])
+    K_cells = pad(n_active)
+    keys = member_keys(key, K_cells, n_init, fold_in_k)  # (cells, n_init)
     masks = jnp.broadcast_to((jnp.arange(n_components) < K_cells[:, None])[:, None], (K_cells.shape[0], n_init, n_components))
     restarts = jnp.broadcast_to(jnp.arange(n_init), K_cells.shape + (n_init,))
     # Batches of members (cells × restarts, flattened) in sequence.
     batched = lambda a: a.reshape((steps, cells_per_batch * n_init) + a.shape[2:])
-    results = jax.lax.map(lambda xs: batch(*xs), (batched(keys), batched(masks), batched(restarts)))
+    members = (batched(keys), batched(masks), batched(restarts), None if centers is None else batched(pad(centers)))
+    results = jax.lax.map(lambda xs: batch(*xs), members)
     results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
     best = jax.vmap(lambda r: jax.tree.map(lambda a: a[best_member(r)], r))(results)
     return best._replace(params=_shift_means(best.params, offset)), results.status
+
+
+_STATIC = {
+    _seed_program: ("n_components", "init", "n_init", "fold_in_k"),
+    _grid_program: (
+        "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
+        "progress", "on_collapse",
+    ),
+}
 
 
 def _check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: str, dtype) -> GMMParams:
@@ -389,6 +491,7 @@ def fit(
     sample_weight=None,
     progress: int = 0,
     chunk_size: int | None = None,
+    on_collapse: str = "freeze",
 ) -> FitResult:
     """Fit a Gaussian mixture by EM, all restarts in one compiled program.
 
@@ -418,6 +521,12 @@ def fit(
         Default: from a 4 MiB budget for the (rows, K, D) work array, at
         least 1024 rows
         (``default_chunk_size``). Results do not depend on it beyond rounding.
+      on_collapse: what happens to a component that collapses (module doc):
+        "freeze" (default) gives it weight 0 and stops the fit with status
+        DEGENERATE; "reseed" restarts it at the worst-explained sample with
+        the data's covariance and goes on (at most ``MAX_RESEEDS`` times per
+        fit, then "freeze"). Re-seeding lowers the log-likelihood for an
+        iteration, so the history is not monotone across a re-seed.
 
     Returns:
       FitResult of the best restart (highest log-likelihood among the
@@ -431,6 +540,7 @@ def fit(
     N, D = X.shape
     K = check_n_components(n_components, N)
     covariance_type = check_covariance_type(covariance_type)
+    on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
     init_params = None
     if isinstance(init, GMMParams):
         init_params = _check_starts(init, n_init, K, D, covariance_type, X.dtype)
@@ -454,5 +564,6 @@ def fit(
         chunk_size=check_chunk_size(chunk_size, N) or default_chunk_size(N, K, D, n_init, X.dtype.itemsize),
         cells_per_batch=1,
         progress=(covariance_type, progress) if progress else None,
+        on_collapse=on_collapse,
     )
     return jax.tree.map(lambda a: a[0], best)

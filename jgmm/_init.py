@@ -2,7 +2,9 @@
 
 Every method produces responsibilities (N, K), and the M-step of those
 (``params_from_stats`` of their statistics) gives the parameters, as
-scikit-learn does:
+scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
+(``kmeans_centers``); those do not depend on the covariance family, so
+``jgmm.select`` computes them once for all families (``jgmm._fit.seed``).
 
   "kmeans++"          greedy k-means++ seeding (D² sampling, best of
                       ``N_TRIALS`` candidates per centre) then ``N_LLOYD`` Lloyd
@@ -29,6 +31,7 @@ from jgmm._em import Chunks, accumulate, params_from_stats
 from jgmm._params import GMMParams
 
 INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
+KMEANS_INITS = ("kmeans++", "k-means++")
 N_LLOYD = 10
 N_TRIALS = 4
 INIT_SAMPLE = 8192
@@ -98,10 +101,19 @@ def subsample(chunks: Chunks):
     return chunks.X[::stride] - chunks.centre, chunks.w[::stride]
 
 
-def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str):
+def kmeans_centers(key: jax.Array, X_sample, w_sample, mask: jax.Array, init: str) -> jax.Array:
+    """(K, D) centres of a k-means method (module doc) on the (centred)
+    subsample ``X_sample`` with weights ``w_sample``; ``mask``: (K,) active
+    components."""
+    centers = _kmeans_plusplus(key, X_sample, w_sample, mask.shape[0])
+    return _lloyd(X_sample, w_sample, centers, mask, N_LLOYD) if init == "kmeans++" else centers
+
+
+def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, centers=None):
     """The initial responsibilities of method ``init`` (module doc), as a
     function of one chunk: ``resp(X, rows) -> (B, K)`` for centred rows X
     with indices ``rows`` (see ``Chunks.read``). No (N, K) array is formed.
+    The k-means methods take their (K, D) ``centers`` (``kmeans_centers``).
 
     Every method is prefix-consistent: the responsibilities of the first k
     components are the same whatever K is (draws for component k use
@@ -123,17 +135,13 @@ def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str):
         scores = jnp.log(chunks.w) + jax.random.gumbel(key, chunks.w.shape, dtype)
         idx = jnp.argsort(-scores)[:K]
         return lambda X, rows: ((rows[:, None] == idx[None, :]) & mask[None, :]).astype(dtype)
-    X_sample, w_sample = subsample(chunks)
-    centers = _kmeans_plusplus(key, X_sample, w_sample, K)
-    if init == "kmeans++":
-        centers = _lloyd(X_sample, w_sample, centers, mask, N_LLOYD)
     return lambda X, rows: _nearest(X, centers, mask)
 
 
-def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar) -> GMMParams:
+def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, centers=None) -> GMMParams:
     """GMMParams (in the chunks' centred coordinates) from the initial
     responsibilities of method ``init``, summed over the chunks."""
-    resp = initial_resp(key, chunks, mask, init)
+    resp = initial_resp(key, chunks, mask, init, centers)
     _, stats = accumulate(lambda X, w, rows: (0.0, resp(X, rows)), covariance_type, mask.shape[0], chunks)
     return params_from_stats(stats, covariance_type, reg_covar)
 
@@ -141,6 +149,13 @@ def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar) -> G
 def restart_keys(key, n_init: int):
     """The key of each restart: ``key`` itself for one, else ``split(key, n_init)``."""
     return key[None] if n_init == 1 else jax.random.split(key, n_init)
+
+
+def member_keys(key, n_active, n_init: int, fold_in_k: bool):
+    """(M, n_init) keys: the restarts (``restart_keys``) of cell m from
+    ``fold_in(key, n_active[m])`` if ``fold_in_k``, else from ``key``."""
+    cell_keys = jax.vmap(lambda K: jax.random.fold_in(key, K))(n_active) if fold_in_k else jnp.broadcast_to(key, n_active.shape)
+    return jax.vmap(lambda k: restart_keys(k, n_init))(cell_keys)
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size"))
@@ -154,7 +169,10 @@ def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init,
     """
     chunks = Chunks(X, w, (w @ X) / jnp.sum(w), chunk_size)
     mask = jnp.ones((n_components,), bool)
-    params = jax.vmap(lambda k: initialize(k, chunks, mask, init, covariance_type, reg_covar))(
-        restart_keys(key, n_init)
-    )
+
+    def start(key):
+        centers = kmeans_centers(key, *subsample(chunks), mask, init) if init in KMEANS_INITS else None
+        return initialize(key, chunks, mask, init, covariance_type, reg_covar, centers)
+
+    params = jax.vmap(start)(restart_keys(key, n_init))
     return dataclasses.replace(params, means=params.means + chunks.centre)

@@ -3,7 +3,9 @@
 For each family, every K and every restart run in ONE compiled program
 (``jgmm._fit.fit_grid``): models with K < K_max are padded to K_max with
 switched-off components (weight 0, no responsibility, never revived), and the
-best restart of each K is chosen inside the program. Cell (family, K) uses the
+best restart of each K is chosen inside the program. The k-means starting
+centres do not depend on the family: one more program (``jgmm._fit.seed``)
+finds them once for all families. Cell (family, K) uses the
 key ``jax.random.fold_in(key, K)`` for every family, so its row equals
 ``jgmm.fit(jax.random.fold_in(key, K), X, K, family, n_init=n_init, ...)``.
 
@@ -22,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._criteria import count_parameters, information_criteria
-from jgmm._fit import check_chunk_size, default_cells_per_batch, default_chunk_size, fit_grid
+from jgmm._fit import ON_COLLAPSE, check_chunk_size, default_cells_per_batch, default_chunk_size, fit_grid, seed
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
 from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
 
@@ -174,6 +176,7 @@ def select(
     sample_weight=None,
     progress: int = 0,
     chunk_size: int | None = None,
+    on_collapse: str = "freeze",
 ) -> Selection:
     """Fit every (covariance family, K) and choose a model by BIC or AIC.
 
@@ -186,8 +189,8 @@ def select(
       covariance_types: the families to try.
       n_init: restarts per (family, K), k-means++ initialised.
       criterion: "bic" or "aic"; lower is better.
-      max_iter, tol, reg_covar, sample_weight, progress, chunk_size: as in
-        ``jgmm.fit``.
+      max_iter, tol, reg_covar, sample_weight, progress, chunk_size,
+        on_collapse: as in ``jgmm.fit``.
 
     Returns:
       Selection.
@@ -202,20 +205,24 @@ def select(
         raise ValueError("covariance_types must name at least one covariance family.")
     criterion = check_choice(criterion, "criterion", CRITERIA)
     progress = check_int(progress, "progress", 0)
+    on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
     total_weight = float(np.sum(np.asarray(w, np.float64)))
 
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))
     chunk_size = check_chunk_size(chunk_size, N) or default_chunk_size(N, Ks[-1], D, n_init * batch, X.dtype.itemsize)
+    n_active = np.asarray(Ks, np.int32)
+    seeds = seed(key, n_active, X, w, n_components=Ks[-1], init="kmeans++", n_init=n_init, fold_in_k=True)
     for family in families:
         best, restart_status = fit_grid(
             key,
-            np.asarray(Ks, np.int32),
+            n_active,
             X,
             w,
             tol,
             reg_covar,
             None,
+            seeds,
             n_components=Ks[-1],
             covariance_type=family,
             max_iter=max_iter,
@@ -225,6 +232,7 @@ def select(
             chunk_size=chunk_size,
             cells_per_batch=batch,
             progress=(family, progress) if progress else None,
+            on_collapse=on_collapse,
         )
         # Not read back yet: the next family compiles while this one runs.
         results[family], statuses[family] = best, restart_status

@@ -32,6 +32,11 @@ from jgmm._validation import check_sample_weight, prec_chol_shape
 # scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans++"
 # (k-means++ seeding and Lloyd steps) is the batched, compiled counterpart.
 _INIT_METHODS = {"kmeans": "kmeans++", "k-means++": "k-means++", "random": "random", "random_from_data": "random_from_data"}
+# scikit-learn's wording for a covariance estimate that breaks down.
+_ILL_DEFINED = (
+    "some components have ill-defined empirical covariance (for instance caused by singleton or collapsed samples). "
+    "Try to decrease the number of components, increase reg_covar, or scale the input data."
+)
 
 
 def _precision_scope(dtype):
@@ -191,13 +196,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         history = np.asarray(result.history)[: self.n_iter_]
         self.lower_bounds_ = [float(v) for v in history]
         self.lower_bound_ = float(history[-1]) if history.size else float(result.log_likelihood)
-        if not self.converged_:
-            reason = {
-                Status.MAX_ITER: "did not converge. Try different init parameters, or increase max_iter, tol, or check for degenerate data.",
-                Status.NONFINITE: "stopped on a non-finite log-likelihood; the last finite parameters are kept. Try a larger reg_covar.",
-                Status.DEGENERATE: "has a component collapsed onto a few points (a degenerate solution). Try fewer components, a larger reg_covar, or more restarts.",
-            }[self.status_]
-            warnings.warn(f"Best performing initialization {reason}", ConvergenceWarning, stacklevel=3)
+        if self.status_ == Status.NONFINITE:  # every restart failed
+            raise ValueError(f"Fitting the mixture model failed because {_ILL_DEFINED}")
+        if self.status_ == Status.DEGENERATE:
+            warnings.warn(
+                f"Best performing initialization is degenerate: {_ILL_DEFINED} Such components were given weight 0.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif not self.converged_:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, or increase "
+                "max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     @staticmethod
     def _cast(params, dtype):

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,27 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+import jgmm
+
 FAMILIES = ("full", "tied", "diag", "spherical")
+MAX_MAPPINGS = 25_000
+_MAPS = Path("/proc/self/maps")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after a test module when the process
+    holds many memory mappings.
+
+    On CPU every compiled program keeps a few hundred mappings of machine
+    code; the suite compiles hundreds of programs, and Linux allows 65,530
+    mappings per process (vm.max_map_count) before LLVM fails with "Cannot
+    allocate memory" and the process dies. Clearing after every module would
+    cost recompilations, so it happens only above ``MAX_MAPPINGS``."""
+    yield
+    if _MAPS.exists() and _MAPS.read_text().count("\n") > MAX_MAPPINGS:
+        jax.clear_caches()
+
 
 # Property-based tests (tests/test_properties.py): a few derandomised examples
 # by default, a large budget with --hypothesis-profile=fuzz (experiments/fuzz.py).
@@ -51,3 +72,16 @@ def full_covariances(cov, covariance_type, K, D):
     if covariance_type == "diag":
         return jax.vmap(jnp.diag)(cov)
     return cov[:, None, None] * jnp.eye(D, dtype=cov.dtype)
+
+
+COLLAPSING = ("full", "diag", "spherical")  # a tied covariance is shared: one component cannot collapse alone
+
+
+def clump_start(covariance_type):
+    """Two clusters and 12 copies of one point, and a start whose third
+    component sits on the copies, so the next M-step collapses it to the
+    reg_covar floor. Returns (X, start)."""
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2)), np.tile([[4.0, -6.0]], (12, 1))])
+    labels = np.repeat([0, 1, 2], [100, 100, 12])
+    return X, jgmm.m_step(np.eye(3)[labels], X, covariance_type)

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import FAMILIES
+from conftest import COLLAPSING, FAMILIES, clump_start
 
 import jgmm
 
@@ -75,3 +75,44 @@ def test_outlier_1e30_away_in_float64_gives_finite_parameters(covariance_type):
         result = jgmm.fit(jax.random.key(0), X, 3, covariance_type, n_init=2)
         for leaf in jax.tree.leaves(result.params):
             assert np.all(np.isfinite(np.asarray(leaf)))
+
+
+@pytest.mark.parametrize("covariance_type", COLLAPSING)
+def test_a_collapsed_component_is_frozen_with_weight_zero(x64, covariance_type):
+    X, start = clump_start(covariance_type)
+    result = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start)
+    assert result.status == jgmm.Status.DEGENERATE and int(result.n_iter) == 1
+    weights = np.asarray(result.params.weights)
+    assert weights[2] == 0.0 and weights[:2].sum() == pytest.approx(1.0, rel=1e-12)
+    for leaf in jax.tree.leaves(result.params):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    # The log-likelihood reported is that of the frozen mixture returned.
+    assert float(result.log_likelihood) == pytest.approx(float(np.mean(jgmm.log_prob(result.params, X))), rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COLLAPSING)
+def test_reseed_restarts_a_collapsed_component_at_the_worst_explained_sample(x64, covariance_type):
+    X, start = clump_start(covariance_type)
+    result = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, max_iter=1, on_collapse="reseed")
+    assert result.status == jgmm.Status.MAX_ITER
+    log_resp, _ = jgmm.e_step(start, X)
+    stepped = jgmm.m_step(np.exp(log_resp), X, covariance_type)
+    whole = jgmm.m_step(np.ones((len(X), 1)), X, covariance_type)  # one component: the data's covariance
+    params = result.params
+    np.testing.assert_allclose(params.means[:2], stepped.means[:2], rtol=1e-10)
+    np.testing.assert_allclose(params.means[2], X[np.argmin(jgmm.log_prob(start, X))], rtol=1e-10)
+    np.testing.assert_allclose(params.prec_chol[2], whole.prec_chol[0], rtol=1e-10)
+    weights = np.r_[np.asarray(stepped.weights[:2]), 1 / 3]
+    np.testing.assert_allclose(params.weights, weights / weights.sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COLLAPSING)
+def test_reseeded_fits_go_on_and_stay_finite(covariance_type):
+    X, start = clump_start(covariance_type)
+    frozen = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start)
+    reseeded = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, on_collapse="reseed")
+    assert int(reseeded.n_iter) > int(frozen.n_iter) == 1
+    for leaf in jax.tree.leaves(reseeded.params):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    selection = jgmm.select(jax.random.key(0), X, range(1, 4), (covariance_type,), n_init=2, on_collapse="reseed")
+    assert np.all(np.isfinite(selection.to_dict()["total_log_likelihood"]))

@@ -1,6 +1,8 @@
 """select: all K × restarts in one program per family, tables, choice, plots."""
 
+import collections
 import logging
+import re
 
 import jax
 import jax.numpy as jnp
@@ -87,16 +89,19 @@ def test_padded_fit_equals_unpadded_fit_from_the_same_start(x64, covariance_type
     np.testing.assert_allclose(best.history[0], unpadded.history, rtol=1e-10)
 
 
-class GridCompilations(logging.Handler):
-    """Counts XLA compilations of the select/fit program, by JAX's compile log."""
+class Compilations(logging.Handler):
+    """Counts XLA compilations per program, by JAX's compile log."""
+
+    PATTERN = re.compile(r"Finished XLA compilation of jit\((\w+)\)")
 
     def __init__(self):
         super().__init__()
-        self.count = 0
+        self.count = collections.Counter()
 
     def emit(self, record):
-        if "Finished XLA compilation of jit(_grid_program)" in record.getMessage():
-            self.count += 1
+        match = self.PATTERN.search(record.getMessage())
+        if match:
+            self.count[match.group(1)] += 1
 
     def __enter__(self):
         self._log = jax.log_compiles()
@@ -109,14 +114,15 @@ class GridCompilations(logging.Handler):
         self._log.__exit__(*exc)
 
 
-def test_exactly_one_compilation_per_family():
+def test_exactly_one_compilation_per_family_and_one_shared_seeding():
     X, _, _ = blobs(42, N=217, D=2, K=3)  # a shape no other test compiles for
-    with GridCompilations() as compiled:
+    with Compilations() as compiled:
         jgmm.select(jax.random.key(0), X, range(1, 5), n_init=2)
-    assert compiled.count == 4
-    with GridCompilations() as compiled:
+    assert compiled.count["_grid_program"] == 4
+    assert compiled.count["_seed_program"] == 1
+    with Compilations() as compiled:
         jgmm.select(jax.random.key(1), X * 2.0, range(1, 5), n_init=2, tol=1e-4, reg_covar=1e-5)
-    assert compiled.count == 0
+    assert compiled.count["_grid_program"] == compiled.count["_seed_program"] == 0
 
 
 def duplicated_data():

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 import sklearn.mixture
-from conftest import FAMILIES, blobs
+from conftest import COLLAPSING, FAMILIES, blobs, clump_start
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import check_estimator
 
@@ -191,3 +191,23 @@ def test_verbose_reports_progress_on_stderr(capfd):
     GaussianMixture(3, max_iter=6, tol=0.0, verbose=1, verbose_interval=3, random_state=0).fit(X)
     lines = capfd.readouterr().err.splitlines()
     assert [line.split(": iteration ")[1].split(",")[0] for line in lines] == ["3", "6"]
+
+
+@pytest.mark.parametrize("covariance_type", COLLAPSING)
+def test_a_degenerate_fit_warns_in_scikit_learns_words(covariance_type):
+    X, start = clump_start(covariance_type)
+    model = GaussianMixture(
+        3, covariance_type=covariance_type, weights_init=np.asarray(start.weights), means_init=np.asarray(start.means),
+        precisions_init=np.asarray(start.precisions),
+    )
+    with pytest.warns(ConvergenceWarning, match="ill-defined empirical covariance .* Try to decrease the number of components"):
+        model.fit(X)
+    assert model.status_ == jgmm.Status.DEGENERATE and model.weights_[2] == 0.0
+    assert np.all(np.isfinite(model.score_samples(X)))
+
+
+def test_every_restart_failing_is_scikit_learns_error():
+    X = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    far = np.full((2, 2), 1e20, np.float32)  # every squared distance overflows float32
+    with pytest.raises(ValueError, match="Fitting the mixture model failed because some components have ill-defined"):
+        GaussianMixture(2, means_init=far).fit(X)
