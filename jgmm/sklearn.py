@@ -156,7 +156,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _prec_chol_init(self, X):
         """Precision Cholesky factors from ``precisions_init`` (family shape)."""
         precisions = np.asarray(self.precisions_init, np.float64)
-        if self.covariance_type in ("full", "tied"):
+        ct = self.covariance_type
+        if ct in ("full", "tied"):
+            matrices = precisions.reshape((-1,) + precisions.shape[-2:])
+            if not (np.allclose(matrices, np.swapaxes(matrices, -1, -2)) and np.all(np.linalg.eigvalsh(matrices) > 0)):
+                raise ValueError(f"'{ct} precision' should be symmetric, positive-definite")
+        elif np.any(precisions <= 0):
+            raise ValueError(f"'{ct} precision' should be positive")
+        if ct in ("full", "tied"):
             # P = L⁻ᵀ for Σ = Λ⁻¹ = L Lᵀ: upper triangular, P Pᵀ = Λ, as jgmm's M-step gives.
             L = np.linalg.cholesky(np.linalg.inv(precisions))
             return np.swapaxes(np.linalg.inv(L), -1, -2).astype(X.dtype)

@@ -218,8 +218,18 @@ def test_plot_draws_one_line_per_family_and_marks_the_best():
         (dict(n_components=[1, 50]), "Expected n_samples >= n_components but got n_components = 50, n_samples = 20"),
         (dict(n_components=[]), "n_components must name at least one"),
         (dict(n_components=[0, 1]), "'n_components' parameter must be an int in the range \\[1, inf\\)"),
+        (dict(sample_weight=-np.ones(20)), "Negative values in sample_weight"),
+        (dict(n_init=0), "'n_init' parameter must be an int in the range \\[1, inf\\)"),
+        (dict(on_collapse="drop"), "'on_collapse' parameter must be a str among"),
     ],
 )
 def test_select_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         jgmm.select(jax.random.key(0), np.random.default_rng(0).normal(size=(20, 2)), **kwargs)
+
+
+def test_select_rejects_nan_data():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN."):
+        jgmm.select(jax.random.key(0), X)

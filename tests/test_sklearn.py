@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sklearn.mixture
 from conftest import COLLAPSING, FAMILIES, blobs, clump_start
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.estimator_checks import check_estimator
 
 import jgmm
@@ -166,6 +166,10 @@ def test_sample_and_feature_names():
         (dict(means_init=np.zeros((2, 2))), "'means_init' should have the shape of \\(3, 2\\)"),
         (dict(weights_init=np.array([0.5, 0.5, 0.5])), "'weights_init' should be non-negative"),
         (dict(n_components=500), "Expected n_samples >= n_components"),
+        (dict(precisions_init=-np.ones((3, 2, 2))), "'full precision' should be symmetric, positive-definite"),
+        (dict(covariance_type="diag", precisions_init=np.zeros((3, 2))), "'diag precision' should be positive"),
+        (dict(max_iter=0), "'max_iter' parameter.* must be an int in the range \\[1, inf\\)"),
+        (dict(reg_covar=-1.0), "'reg_covar' parameter.* must be a float in the range \\[0.0, inf\\)"),
     ],
 )
 def test_invalid_parameters_are_reported(kwargs, message):
@@ -211,3 +215,16 @@ def test_every_restart_failing_is_scikit_learns_error():
     far = np.full((2, 2), 1e20, np.float32)  # every squared distance overflows float32
     with pytest.raises(ValueError, match="Fitting the mixture model failed because some components have ill-defined"):
         GaussianMixture(2, means_init=far).fit(X)
+
+
+def test_bad_data_and_use_before_fit_in_scikit_learns_words():
+    X, _, _ = blobs(43, N=100)
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2).predict(X)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        GaussianMixture(2).fit(np.where(np.arange(200).reshape(100, 2) == 5, np.nan, X))
+    model = GaussianMixture(2, random_state=0).fit(X)
+    wider = np.c_[X, X[:, :1]]
+    for method in (model.predict, model.predict_proba, model.score, model.score_samples):
+        with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 2 features as input."):
+            method(wider)
