@@ -9,6 +9,7 @@ from jgmm._params import FitResult, GMMParams, Status
 from jgmm._plot import plot_mixture
 from jgmm._predict import log_prob, predict, predict_proba, sample
 from jgmm._select import Selection, Table, select
+from jgmm._shard import shard
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "sample",
     "save",
     "select",
+    "shard",
     "suff_stats",
 ]
 

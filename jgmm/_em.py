@@ -15,6 +15,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jgmm._covariance import FAMILIES, log_gaussian
 from jgmm._params import GMMParams
@@ -178,17 +180,26 @@ class Chunks(NamedTuple):
     rows [N - size, N) and its rows that belong to the previous chunk get
     weight 0, so every row counts once and X is never padded or copied.
 
+    Data sharded along the samples over the devices of ``mesh`` are read
+    shard by shard: every device scans its own rows and the statistics are
+    summed across devices, one all-reduce per pass (``accumulate``).
+
     Attributes:
       X: (N, D) samples, as given.
       w: (N,) sample weights.
       centre: (D,) subtracted from every chunk (``fit`` uses the weighted mean).
-      size: static rows per chunk, at most N.
+      size: static rows per chunk, at most N (at most N per device when sharded).
+      mesh: static ``jax.sharding.Mesh`` whose first axis X and w are split
+        along, or None: one device.
+      first_row: index of X's first row in all the data (a device's shard).
     """
 
     X: jax.Array
     w: jax.Array
     centre: jax.Array
     size: int
+    mesh: Mesh | None = None
+    first_row: jax.Array | int = 0
 
     @property
     def count(self) -> int:
@@ -201,7 +212,7 @@ class Chunks(NamedTuple):
         rows = start + jnp.arange(B)
         X = jax.lax.dynamic_slice_in_dim(self.X, start, B) - self.centre
         w = jnp.where(rows >= c * B, jax.lax.dynamic_slice_in_dim(self.w, start, B), 0)
-        return X, w, rows
+        return X, w, self.first_row + rows
 
 
 def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
@@ -218,6 +229,8 @@ def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, value=0.0
     taken about the chunks' centre, i.e. with ``shift`` 0 in centred
     coordinates.
     """
+    if chunks.mesh is not None:
+        return _accumulate_shards(chunk_fn, covariance_type, K, chunks, value, combine)
     D, dtype = chunks.X.shape[-1], chunks.X.dtype
     shift = jnp.zeros((D,), dtype)
 
@@ -235,6 +248,30 @@ def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, value=0.0
     value = jax.tree.map(lambda v: jnp.asarray(v, dtype), value)
     (total, stats), _ = jax.lax.scan(step, (value, zeros), jnp.arange(chunks.count))
     return total, stats
+
+
+def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, value, combine):
+    """``accumulate`` on data split over the devices of ``chunks.mesh``.
+
+    The samples are viewed as (devices, rows per device) and the scan is
+    vmapped over the first axis, which stays split over the devices: each
+    device scans its own rows, and summing over that axis is an all-reduce.
+    """
+    mesh = chunks.mesh
+    n, (N, _) = mesh.size, chunks.X.shape
+    along_devices = NamedSharding(mesh, P(mesh.axis_names[0]))
+    split = lambda a: jax.lax.with_sharding_constraint(a.reshape((n, N // n) + a.shape[1:]), along_devices)
+
+    def local(X, w, first_row):
+        shard = chunks._replace(X=X, w=w, mesh=None, first_row=first_row)
+        return accumulate(chunk_fn, covariance_type, K, shard, value, combine)
+
+    totals, stats = jax.vmap(local)(split(chunks.X), split(chunks.w), jnp.arange(n) * (N // n))
+    if combine is operator.add:
+        total = jax.tree.map(lambda a: jnp.sum(a, 0), totals)
+    else:
+        total = functools.reduce(combine, [jax.tree.map(lambda a: a[i], totals) for i in range(n)])
+    return total, SuffStats(jnp.sum(stats.nk, 0), jnp.sum(stats.sx, 0), jnp.sum(stats.sxx, 0), stats.shift[0])
 
 
 def _lower_first(a, b):

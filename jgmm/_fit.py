@@ -52,6 +52,7 @@ from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, su
 from jgmm._init import INIT_METHODS, KMEANS_INITS, initialize, kmeans_centers, member_keys, subsample
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
+from jgmm._shard import data_mesh
 from jgmm._validation import (
     check_choice,
     check_covariance_type,
@@ -333,17 +334,23 @@ def default_cells_per_batch(n_cells: int) -> int:
     return n_cells if jax.default_backend() != "cpu" else min(n_cells, CELLS_PER_BATCH_CPU)
 
 
-def check_chunk_size(chunk_size, N: int) -> int | None:
-    """``chunk_size`` as given (None, or an int >= 1), capped at N."""
-    return None if chunk_size is None else min(check_int(chunk_size, "chunk_size", 1), N)
+def _rows_per_device(N: int, mesh) -> int:
+    return N if mesh is None else N // mesh.size
 
 
-def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int) -> int:
+def check_chunk_size(chunk_size, N: int, mesh=None) -> int | None:
+    """``chunk_size`` as given (None, or an int >= 1), capped at the rows
+    per device."""
+    return None if chunk_size is None else min(check_int(chunk_size, "chunk_size", 1), _rows_per_device(N, mesh))
+
+
+def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int, mesh=None) -> int:
     """Rows per chunk so that one chunk's (members, rows, K, D) work array
-    fits in ``CHUNK_BYTES``; at least ``MIN_CHUNK`` rows, at most N."""
+    fits in ``CHUNK_BYTES``; at least ``MIN_CHUNK`` rows, at most the rows
+    per device."""
     rows = CHUNK_BYTES // max(1, n_members * K * D * itemsize)
     rows = 1 << max(int(rows).bit_length() - 1, 0)  # a power of two
-    return int(min(N, max(MIN_CHUNK, rows)))
+    return int(min(_rows_per_device(N, mesh), max(MIN_CHUNK, rows)))
 
 
 def _seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k):
@@ -388,6 +395,7 @@ def _grid_program(
     cells_per_batch,
     progress=None,
     on_collapse="freeze",
+    mesh=None,
 ):
     """Fits for several K at once, ``n_init`` restarts each: one program.
 
@@ -402,7 +410,8 @@ def _grid_program(
 
     The EM passes run over chunks of ``chunk_size`` rows (``em_pass``).
     ``progress``: see ``em_loop``. ``on_collapse``: "freeze" or "reseed"
-    (``fit``).
+    (``fit``). ``mesh``: the one-axis mesh X and w are split along
+    (``jgmm._shard``), or None.
 
     Returns:
       best: FitResult with a leading (M,) axis, the best restart of each cell.
@@ -413,7 +422,7 @@ def _grid_program(
             key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k
         )
     offset, centers = seeds
-    chunks = Chunks(X, w, offset, chunk_size)
+    chunks = Chunks(X, w, offset, chunk_size, mesh)
     X_sample, w_sample = subsample(chunks)
     data_cov = (X_sample * w_sample[:, None]).T @ X_sample / jnp.sum(w_sample)
     reseed_with = None
@@ -454,7 +463,7 @@ _STATIC = {
     _seed_program: ("n_components", "init", "n_init", "fold_in_k"),
     _grid_program: (
         "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
-        "progress", "on_collapse",
+        "progress", "on_collapse", "mesh",
     ),
 }
 
@@ -537,6 +546,7 @@ def fit(
     """
     X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar)
     progress = check_int(progress, "progress", 0)
+    mesh = data_mesh(X)
     N, D = X.shape
     K = check_n_components(n_components, N)
     covariance_type = check_covariance_type(covariance_type)
@@ -561,9 +571,10 @@ def fit(
         init=init,
         n_init=n_init,
         fold_in_k=False,
-        chunk_size=check_chunk_size(chunk_size, N) or default_chunk_size(N, K, D, n_init, X.dtype.itemsize),
+        chunk_size=check_chunk_size(chunk_size, N, mesh) or default_chunk_size(N, K, D, n_init, X.dtype.itemsize, mesh),
         cells_per_batch=1,
         progress=(covariance_type, progress) if progress else None,
         on_collapse=on_collapse,
+        mesh=mesh,
     )
     return jax.tree.map(lambda a: a[0], best)

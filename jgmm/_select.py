@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._criteria import count_parameters, information_criteria
+from jgmm._shard import data_mesh
 from jgmm._fit import ON_COLLAPSE, check_chunk_size, default_cells_per_batch, default_chunk_size, fit_grid, seed
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
 from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
@@ -210,7 +211,10 @@ def select(
 
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))
-    chunk_size = check_chunk_size(chunk_size, N) or default_chunk_size(N, Ks[-1], D, n_init * batch, X.dtype.itemsize)
+    mesh = data_mesh(X)
+    chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
+        N, Ks[-1], D, n_init * batch, X.dtype.itemsize, mesh
+    )
     n_active = np.asarray(Ks, np.int32)
     seeds = seed(key, n_active, X, w, n_components=Ks[-1], init="kmeans++", n_init=n_init, fold_in_k=True)
     for family in families:
@@ -233,6 +237,7 @@ def select(
             cells_per_batch=batch,
             progress=(family, progress) if progress else None,
             on_collapse=on_collapse,
+            mesh=mesh,
         )
         # Not read back yet: the next family compiles while this one runs.
         results[family], statuses[family] = best, restart_status

@@ -1,0 +1,73 @@
+"""Data parallelism: samples split across devices, statistics summed.
+
+``shard`` places the data on devices along the sample axis; ``fit`` and
+``select`` then read each device's rows on that device and sum the
+sufficient statistics across devices, one all-reduce per EM iteration
+(``jgmm._em.Chunks``). The parameters, small, are replicated.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jgmm._validation import check_array, check_sample_weight
+
+AXIS = "samples"
+
+
+def shard(X, sample_weight=None, devices=None):
+    """Split the samples of X (and their weights) across devices.
+
+    N is padded to a multiple of the number of devices with copies of the
+    last row at weight 0, which change no fit: pass both results to
+    ``jgmm.fit`` or ``jgmm.select`` (``sample_weight=``).
+
+    Args:
+      X: (N, D) samples.
+      sample_weight: optional (N,) non-negative weights (default ones).
+      devices: the devices to use (default: all of ``jax.devices()``).
+
+    Returns:
+      X: (N', D) jax.Array sharded along its first axis over a one-axis mesh
+        named "samples"; N' = N rounded up to a multiple of the device count.
+      sample_weight: (N',) jax.Array sharded the same way.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    X = np.asarray(check_array(X))
+    N = X.shape[0]
+    w = np.asarray(check_sample_weight(sample_weight, N, X.dtype))
+    pad = -N % len(devices)
+    X = np.concatenate([X, np.repeat(X[-1:], pad, axis=0)])
+    w = np.concatenate([w, np.zeros(pad, w.dtype)])
+    sharding = NamedSharding(Mesh(np.array(devices), (AXIS,)), P(AXIS))
+    return jax.device_put(X, sharding), jax.device_put(w, sharding)
+
+
+def data_mesh(X) -> Mesh | None:
+    """The one-axis mesh X's samples are split along, or None when X is on
+    one device (or not split along its samples).
+
+    Raises:
+      ValueError: a mesh of several axes, or N not a multiple of the number
+        of devices.
+    """
+    sharding = getattr(X, "sharding", None)
+    if not isinstance(sharding, NamedSharding) or not sharding.spec or sharding.spec[0] is None:
+        return None
+    mesh = sharding.mesh
+    if len(mesh.axis_names) != 1 or mesh.size == 1:
+        if mesh.size == 1:
+            return None
+        raise ValueError(
+            f"X is split over a mesh with axes {mesh.axis_names}; jgmm reads data split along their samples "
+            "over a one-axis mesh. Place the data with jgmm.shard."
+        )
+    if X.shape[0] % mesh.size:
+        raise ValueError(
+            f"X has {X.shape[0]} samples split over {mesh.size} devices; the number of samples must be a "
+            "multiple of the number of devices. Place the data with jgmm.shard, which pads them."
+        )
+    return mesh

@@ -1,0 +1,56 @@
+"""Fits on data split over 4 CPU devices vs one device; run by tests/test_shard.py
+in a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=4.
+Prints one JSON object of the largest differences found."""
+
+import json
+import sys
+
+import jax
+import numpy as np
+
+import jgmm
+
+FAMILIES = ("full", "tied", "diag", "spherical")
+
+
+def largest_relative_difference(a: jgmm.GMMParams, b: jgmm.GMMParams) -> float:
+    """Over the weights, means and precision factors: max |a - b| / max |a|."""
+    pairs = [(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    return max(float(np.max(np.abs(x - y)) / np.max(np.abs(x))) for x, y in pairs)
+
+
+def main():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (151, 3)), rng.normal(5, 1, (150, 3))])  # N = 301: padded to 304
+    out = {"devices": jax.device_count()}
+    Xs, ws = jgmm.shard(X)
+    out["padded_shape"] = list(Xs.shape)
+    out["pad_weights"] = np.asarray(ws[301:]).tolist()
+    out["shard_rows"] = sorted({s.data.shape[0] for s in Xs.addressable_shards})
+    for dtype in ("float64", "float32"):
+        with jax.enable_x64(dtype == "float64"):
+            Xd = X.astype(dtype)
+            Xs, ws = jgmm.shard(Xd)
+            for family in FAMILIES if dtype == "float64" else ("full",):
+                start = jgmm.fit(jax.random.key(1), Xd, 3, family, init="random", max_iter=1).params
+                one = jgmm.fit(jax.random.key(0), Xd, 3, family, init=start, tol=0.0, max_iter=20)
+                four = jgmm.fit(jax.random.key(0), Xs, 3, family, init=start, sample_weight=ws, tol=0.0, max_iter=20, chunk_size=32)
+                out[f"fit {family} {dtype}"] = largest_relative_difference(one.params, four.params)
+    with jax.enable_x64(True):
+        Xs, ws = jgmm.shard(X)
+        one = jgmm.select(jax.random.key(0), X, range(1, 4), ("tied", "spherical"), n_init=2)
+        four = jgmm.select(jax.random.key(0), Xs, range(1, 4), ("tied", "spherical"), n_init=2, sample_weight=ws)
+        out["select bic"] = float(np.max(np.abs(one.to_dict()["bic"] - four.to_dict()["bic"]) / np.abs(one.to_dict()["bic"])))
+        out["select best"] = [list(one.best), list(four.best)]
+    grid = jax.sharding.Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
+    on_grid = jax.device_put(X[:300], jax.sharding.NamedSharding(grid, jax.sharding.PartitionSpec("a")))
+    try:
+        jgmm.fit(jax.random.key(0), on_grid, 2)
+        out["two-axis mesh"] = "fitted"
+    except ValueError as err:
+        out["two-axis mesh"] = str(err)
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
