@@ -32,7 +32,7 @@ def _release_compiled_programs():
 # Property-based tests (tests/test_properties.py): a few derandomised examples
 # by default, a large budget with --hypothesis-profile=fuzz (experiments/fuzz.py).
 settings.register_profile(
-    "default", max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    "default", max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 settings.register_profile(
     "fuzz", max_examples=int(os.environ.get("JGMM_FUZZ_EXAMPLES", 1000)), deadline=None,

@@ -1,6 +1,6 @@
 """Property-based tests: random shapes, scales, duplicates, weights and keys.
 
-The default profile (tests/conftest.py) runs 8 examples per property;
+The default profile (tests/conftest.py) runs 5 examples per property;
 experiments/fuzz.py runs them with the "fuzz" profile (1,000 examples each).
 Shapes come from small sets so that compiled programs are reused.
 """
