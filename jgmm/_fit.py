@@ -299,8 +299,8 @@ def _shift_means(params: GMMParams, offset) -> GMMParams:
 # 15% faster (2.5 s instead of 2.9 s per family on the selection benchmark,
 # experiments/bench_select.py, 2-core CPU). XLA's older fusion code generator
 # (``xla_cpu_use_fusion_emitters=False``) would compile faster still, but it
-# is being retired upstream and our CI saw XLA's compiler crash (segmentation
-# fault) with it on; so it stays off.
+# is being retired upstream (a later XLA may reject the option), so it stays
+# off.
 _CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
