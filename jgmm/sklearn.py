@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from jgmm._criteria import aic, bic
 from jgmm._fit import default_chunk_size, fit
 from jgmm._init import initial_params
+from jgmm._shard import data_mesh
 from jgmm._params import GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
 from jgmm._validation import check_sample_weight, prec_chol_shape
@@ -104,6 +105,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
           sample_weight: optional (N,) non-negative weights.
         """
         self._validate_params()
+        given = X
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         if X.shape[0] < self.n_components:
             raise ValueError(
@@ -116,8 +118,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_init = 1 if warm else self.n_init
             key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             init = self._starting_params(X, w, key, n_init) if not warm else self._cast(self.params_, X.dtype)
+            # Data split over devices (jgmm.shard) are fitted where they lie.
+            data = given if data_mesh(given) is not None else X
             result = fit(
-                key, X, self.n_components, self.covariance_type, n_init=n_init, init=init,
+                key, data, self.n_components, self.covariance_type, n_init=n_init, init=init,
                 max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
                 progress=self.verbose_interval if self.verbose else 0,
             )

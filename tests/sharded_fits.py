@@ -3,7 +3,10 @@ in a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=4.
 Prints one JSON object of the largest differences found."""
 
 import json
+import os
+import re
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -17,6 +20,15 @@ def largest_relative_difference(a: jgmm.GMMParams, b: jgmm.GMMParams) -> float:
     """Over the weights, means and precision factors: max |a - b| / max |a|."""
     pairs = [(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
     return max(float(np.max(np.abs(x - y)) / np.max(np.abs(x))) for x, y in pairs)
+
+
+def split_programs() -> int:
+    """How many grid programs for 4 devices XLA has dumped so far (--xla_dump_to)."""
+    dump = re.search(r"--xla_dump_to=(\S+)", os.environ.get("XLA_FLAGS", ""))
+    if not dump:
+        return 0
+    texts = (path.read_text() for path in Path(dump.group(1)).glob("*grid_program*after_optimizations.txt"))
+    return sum("num_partitions=4" in text for text in texts)
 
 
 def main():
@@ -42,6 +54,15 @@ def main():
         four = jgmm.select(jax.random.key(0), Xs, range(1, 3), ("tied",), n_init=2, sample_weight=ws)
         out["select bic"] = float(np.max(np.abs(one.to_dict()["bic"] - four.to_dict()["bic"]) / np.abs(one.to_dict()["bic"])))
         out["select best"] = [list(one.best), list(four.best)]
+    with jax.enable_x64(True):
+        from jgmm.sklearn import GaussianMixture
+
+        Xs, ws = jgmm.shard(X)
+        one = GaussianMixture(3, random_state=0).fit(X)
+        before = split_programs()
+        four = GaussianMixture(3, random_state=0).fit(Xs, sample_weight=np.asarray(ws))  # only X is split
+        out["estimator split programs"] = split_programs() - before
+        out["estimator means"] = float(np.max(np.abs(one.means_ - four.means_)) / np.max(np.abs(one.means_)))
     grid = jax.sharding.Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
     on_grid = jax.device_put(X[:300], jax.sharding.NamedSharding(grid, jax.sharding.PartitionSpec("a")))
     try:

@@ -43,6 +43,12 @@ def test_split_data_selection_equals_one_device_selection(sharded):
     assert result["select best"][0] == result["select best"][1]
 
 
+def test_the_estimator_fits_split_data_where_they_lie(sharded):
+    result, _ = sharded
+    assert result["estimator split programs"] >= 1
+    assert result["estimator means"] < 1e-10
+
+
 def test_compiled_fits_sum_statistics_with_an_all_reduce(sharded):
     _, dump = sharded
     texts = [path.read_text() for path in dump.glob("*grid_program*after_optimizations.txt")]
