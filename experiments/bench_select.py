@@ -64,7 +64,7 @@ class CompileLog(logging.Handler):
     """Collects JAX's per-program compile timings for the select program."""
 
     PATTERN = re.compile(
-        r"Finished (tracing|jaxpr to MLIR module conversion|XLA compilation)\b.*?_(grid|seed)_program.*? in ([0-9.e-]+) sec"
+        r"Finished (tracing|jaxpr to MLIR module conversion|XLA compilation)\b.*?(_grid|seed)_program.*? in ([0-9.e-]+) sec"
     )
 
     def __init__(self):

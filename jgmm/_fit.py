@@ -49,7 +49,7 @@ import numpy as np
 
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, suff_stats
-from jgmm._init import INIT_METHODS, KMEANS_INITS, initialize, kmeans_centers, member_keys, subsample
+from jgmm._init import INIT_METHODS, seed_program, initialize, member_keys, subsample
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
 from jgmm._shard import data_mesh
@@ -314,9 +314,9 @@ def _jitted(program, backend: str):
 
 @full_precision
 def seed(key, n_active, X, w, *, n_components: int, init: str, n_init: int, fold_in_k: bool):
-    """Run ``_seed_program`` compiled for the default backend: the
+    """Run ``seed_program`` compiled for the default backend: the
     family-independent start of ``fit_grid``, to share between families."""
-    return _jitted(_seed_program, jax.default_backend())(
+    return _jitted(seed_program, jax.default_backend())(
         key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k
     )
 
@@ -353,28 +353,6 @@ def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int, me
     return int(min(_rows_per_device(N, mesh), max(MIN_CHUNK, rows)))
 
 
-def _seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k):
-    """What every family's grid program for these data and members starts
-    from; compiled on its own, ``jgmm.select`` runs it once for all families.
-
-    Returns ``seeds``:
-      offset: (D,) the data's weighted mean; the grid program works in data
-        centred there.
-      centers: (M, n_init, K, D) the k-means centres (``kmeans_centers``,
-        centred coordinates) of each cell's restarts, keys from
-        ``member_keys``; None unless ``init`` is a k-means method.
-    """
-    offset = (w @ X) / jnp.sum(w)
-    if init not in KMEANS_INITS:
-        return offset, None
-    X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0]))
-    M = n_active.shape[0]
-    keys = member_keys(key, n_active, n_init, fold_in_k).reshape(-1)
-    masks = jnp.repeat(jnp.arange(n_components) < n_active[:, None], n_init, axis=0)
-    centers = jax.vmap(lambda k, mask: kmeans_centers(k, X_sample, w_sample, mask, init))(keys, masks)
-    return offset, centers.reshape((M, n_init) + centers.shape[1:])
-
-
 def _grid_program(
     key,
     n_active,
@@ -405,7 +383,7 @@ def _grid_program(
     side in one EM loop (``em_loop``). Member keys come from
     ``member_keys``. ``init_params``: the starting GMMParams when ``init`` is
     "params" (else None), one for all members or one per restart (leading
-    (n_init,) axis). ``seeds``: what ``_seed_program`` returns for the same
+    (n_init,) axis). ``seeds``: what ``seed_program`` returns for the same
     key, data and members, or None to compute it here.
 
     The EM passes run over chunks of ``chunk_size`` rows (``em_pass``).
@@ -418,7 +396,7 @@ def _grid_program(
       restart_status: (M, n_init) int32 status of every restart.
     """
     if seeds is None:
-        seeds = _seed_program(
+        seeds = seed_program(
             key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k
         )
     offset, centers = seeds
@@ -460,7 +438,7 @@ def _grid_program(
 
 
 _STATIC = {
-    _seed_program: ("n_components", "init", "n_init", "fold_in_k"),
+    seed_program: ("n_components", "init", "n_init", "fold_in_k"),
     _grid_program: (
         "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
         "progress", "on_collapse", "mesh",

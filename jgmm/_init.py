@@ -158,6 +158,29 @@ def member_keys(key, n_active, n_init: int, fold_in_k: bool):
     return jax.vmap(lambda k: restart_keys(k, n_init))(cell_keys)
 
 
+def seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k):
+    """What every family's grid program for these data and members starts
+    from; compiled on its own (``jgmm._fit.seed``), ``jgmm.select`` runs it once
+    for all families.
+
+    Returns ``seeds``:
+      offset: (D,) the data's weighted mean; the grid program works in data
+        centred there.
+      centers: (M, n_init, K, D) the k-means centres (``kmeans_centers``,
+        centred coordinates) of each cell's restarts, keys from
+        ``member_keys``; None unless ``init`` is a k-means method.
+    """
+    offset = (w @ X) / jnp.sum(w)
+    if init not in KMEANS_INITS:
+        return offset, None
+    X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0]))
+    M = n_active.shape[0]
+    keys = member_keys(key, n_active, n_init, fold_in_k).reshape(-1)
+    masks = jnp.repeat(jnp.arange(n_components) < n_active[:, None], n_init, axis=0)
+    centers = jax.vmap(lambda k, mask: kmeans_centers(k, X_sample, w_sample, mask, init))(keys, masks)
+    return offset, centers.reshape((M, n_init) + centers.shape[1:])
+
+
 @functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size"))
 def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init, n_init, chunk_size):
     """(n_init,)-batched GMMParams where ``fit``'s restarts would start.
@@ -167,12 +190,11 @@ def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init,
     there. For starting points that fix some parameters and initialise the
     rest by a method (scikit-learn's ``means_init`` and friends).
     """
-    chunks = Chunks(X, w, (w @ X) / jnp.sum(w), chunk_size)
+    offset, centers = seed_program(
+        key, jnp.array([n_components]), X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=False
+    )
+    chunks = Chunks(X, w, offset, chunk_size)
     mask = jnp.ones((n_components,), bool)
-
-    def start(key):
-        centers = kmeans_centers(key, *subsample(chunks), mask, init) if init in KMEANS_INITS else None
-        return initialize(key, chunks, mask, init, covariance_type, reg_covar, centers)
-
-    params = jax.vmap(start)(restart_keys(key, n_init))
+    start = lambda key, centers: initialize(key, chunks, mask, init, covariance_type, reg_covar, centers)
+    params = jax.vmap(start)(restart_keys(key, n_init), None if centers is None else centers[0])
     return dataclasses.replace(params, means=params.means + chunks.centre)

@@ -58,9 +58,9 @@ def data_mesh(X) -> Mesh | None:
     if not isinstance(sharding, NamedSharding) or not sharding.spec or sharding.spec[0] is None:
         return None
     mesh = sharding.mesh
-    if len(mesh.axis_names) != 1 or mesh.size == 1:
-        if mesh.size == 1:
-            return None
+    if mesh.size == 1:
+        return None
+    if len(mesh.axis_names) != 1:
         raise ValueError(
             f"X is split over a mesh with axes {mesh.axis_names}; jgmm reads data split along their samples "
             "over a one-axis mesh. Place the data with jgmm.shard."
