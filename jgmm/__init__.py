@@ -5,11 +5,13 @@ from jgmm._data import load_faithful
 from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
 from jgmm._fit import fit
 from jgmm._io import load, save
+from jgmm._online import OnlineState, online_init, online_step
 from jgmm._params import FitResult, GMMParams, Status
 from jgmm._plot import plot_mixture
 from jgmm._predict import log_prob, predict, predict_proba, sample
 from jgmm._select import Selection, Table, select
 from jgmm._shard import shard
+from jgmm._stream import fit_stream
 
 __version__ = "0.1.0"
 
@@ -17,6 +19,7 @@ __all__ = [
     "FitResult",
     "GaussianMixture",
     "GMMParams",
+    "OnlineState",
     "Status",
     "Selection",
     "SuffStats",
@@ -25,10 +28,13 @@ __all__ = [
     "bic",
     "e_step",
     "fit",
+    "fit_stream",
     "load",
     "load_faithful",
     "log_prob",
     "m_step",
+    "online_init",
+    "online_step",
     "n_parameters",
     "params_from_stats",
     "plot_mixture",

@@ -31,6 +31,7 @@ class Family(NamedTuple):
     squared_mahalanobis: Callable  # X (N,D), means (K,D), prec_chol -> (N, K)
     second_moment: Callable  # resp_w (N,K), Xc (N,D) -> sxx in stats shape
     covariance_estimate: Callable  # sxx, nk (K,), d (K,D) -> S (unregularised)
+    moments_from_covariance: Callable  # Σ (covariances' shape), nk, d -> sxx: covariance_estimate's inverse
     from_moments: Callable  # covariance estimate, reg_covar -> (prec_chol, singular bool per component)
     covariances: Callable  # prec_chol -> Σ (sklearn covariances_ shape)
     precisions: Callable  # prec_chol -> Σ⁻¹ (sklearn precisions_ shape)
@@ -137,6 +138,7 @@ FULL = Family(
     squared_mahalanobis=_full_sq_mahalanobis,
     second_moment=_full_second_moment,
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None, None] - d[:, :, None] * d[:, None, :],
+    moments_from_covariance=lambda cov, nk, d: nk[:, None, None] * (cov + d[:, :, None] * d[:, None, :]),
     from_moments=_regularised_prec_chol,
     covariances=_cov_from_chol_prec,
     precisions=lambda P: P @ jnp.swapaxes(P, -1, -2),
@@ -173,6 +175,7 @@ TIED = Family(
     squared_mahalanobis=_tied_sq_mahalanobis,
     second_moment=lambda r, Xc: (Xc * jnp.sum(r, axis=1)[:, None]).T @ Xc,
     covariance_estimate=lambda sxx, nk, d: (sxx - jnp.einsum("k,kd,ke->de", nk, d, d)) / jnp.sum(nk),
+    moments_from_covariance=lambda cov, nk, d: cov * jnp.sum(nk) + jnp.einsum("k,kd,ke->de", nk, d, d),
     from_moments=FULL.from_moments,
     covariances=_cov_from_chol_prec,
     precisions=FULL.precisions,
@@ -194,6 +197,7 @@ DIAG = Family(
     squared_mahalanobis=_diag_sq_mahalanobis,
     second_moment=lambda r, Xc: r.T @ (Xc * Xc),
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
+    moments_from_covariance=lambda cov, nk, d: nk[:, None] * (cov + d * d),
     from_moments=_clipped_rsqrt,
     covariances=lambda P: 1.0 / (P * P),
     precisions=lambda P: P * P,
@@ -215,6 +219,7 @@ SPHERICAL = Family(
     squared_mahalanobis=_spherical_sq_mahalanobis,
     second_moment=DIAG.second_moment,
     covariance_estimate=DIAG.covariance_estimate,
+    moments_from_covariance=lambda cov, nk, d: nk[:, None] * (cov[:, None] + d * d),
     from_moments=lambda S, reg: _clipped_rsqrt(jnp.mean(S, axis=-1), reg),
     covariances=DIAG.covariances,
     precisions=DIAG.precisions,

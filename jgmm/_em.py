@@ -279,7 +279,12 @@ def _lower_first(a, b):
     return jax.tree.map(lambda u, v: jnp.where(b[0] < a[0], v, u), a, b)
 
 
-def em_pass(params: GMMParams, chunks: Chunks, worst: bool = False):
+def _combine(worst: bool):
+    """How the values of two parts of the data add up (``pass_sums``)."""
+    return (lambda a, b: (a[0] + b[0], _lower_first(a[1], b[1]))) if worst else operator.add
+
+
+def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
     """One fused pass over chunks: E-step and sufficient statistics together.
 
     Memory stays O(chunk·K·D) instead of O(N·K·D), X is never copied, and
@@ -291,10 +296,11 @@ def em_pass(params: GMMParams, chunks: Chunks, worst: bool = False):
       worst: static; also find the worst-explained sample.
 
     Returns:
-      log_likelihood: () weighted mean log-likelihood under ``params``.
+      value: () Σ_n w_n log p(x_n) under ``params``; with ``worst``, the pair
+        (that sum, (lowest log p(x_n) of a sample of positive weight, that
+        (D,) centred sample)).
       stats: SuffStats of the whole data, about the centre.
-      worst: only if ``worst``: (D,) the (centred) sample of positive weight
-        with the lowest log p(x_n) under ``params``.
+      The sums of disjoint parts of the data add up by ``add_sums``.
     """
     D = chunks.X.shape[-1]
 
@@ -307,11 +313,26 @@ def em_pass(params: GMMParams, chunks: Chunks, worst: bool = False):
             value = (value, (log_p[n], X[n]))
         return value, jnp.exp(log_resp)
 
+    start = (0.0, (jnp.inf, jnp.zeros((D,)))) if worst else 0.0
+    return accumulate(chunk, params.covariance_type, params.n_components, chunks, start, _combine(worst))
+
+
+def add_sums(a, b, worst: bool = False):
+    """``pass_sums`` of the union of two disjoint parts of the data."""
+    return _combine(worst)(a[0], b[0]), add_stats(a[1], b[1])
+
+
+def em_pass(params: GMMParams, chunks: Chunks, worst: bool = False):
+    """``pass_sums`` as the E-step reports it.
+
+    Returns:
+      log_likelihood: () weighted mean log-likelihood under ``params``.
+      stats: SuffStats of the whole data, about the centre.
+      worst: only if ``worst``: (D,) the (centred) sample of positive weight
+        with the lowest log p(x_n) under ``params``.
+    """
+    value, stats = pass_sums(params, chunks, worst)
     if not worst:
-        total, stats = accumulate(chunk, params.covariance_type, params.n_components, chunks)
-        return total / jnp.sum(chunks.w), stats
-    combine = lambda a, b: (a[0] + b[0], _lower_first(a[1], b[1]))
-    (total, (_, x)), stats = accumulate(
-        chunk, params.covariance_type, params.n_components, chunks, (0.0, (jnp.inf, jnp.zeros((D,)))), combine
-    )
+        return value / jnp.sum(chunks.w), stats
+    total, (_, x) = value
     return total / jnp.sum(chunks.w), stats, x

@@ -163,6 +163,77 @@ def _usable(params: GMMParams) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
+def em_update(s: EMState, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter: int, reseed_with=None) -> EMState:
+    """One member's EM iteration, given the pass over the data made with
+    ``s.params``: the M-step, the collapse policy, the status.
+
+    Args:
+      s: the member's EMState.
+      mask: (K,) bool, its active components.
+      ll: () mean log-likelihood of the data under ``s.params``.
+      stats: SuffStats of the data under ``s.params`` (centred).
+      worst: [] or, to re-seed, [(D,) the worst-explained (centred) sample].
+      tol, reg_covar, data_cov, max_iter, reseed_with: as in ``em_loop``.
+    """
+    new, singular = params_and_singular(stats, s.params.covariance_type, reg_covar)
+    new = mask_components(new, mask)
+    bad = ~jnp.isfinite(ll) | ~_usable(new)
+    collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
+    reseeded = jnp.asarray(False)
+    if reseed_with is not None:
+        reseeded = jnp.any(collapsed) & (s.reseeds < MAX_RESEEDS)
+        again = reseed_component(new, jnp.argmax(collapsed), worst[0], reseed_with, mask)
+        new = jax.tree.map(lambda a, b: jnp.where(reseeded, a, b), again, new)
+        collapsed = collapsed & ~reseeded
+    new = freeze_components(new, collapsed, mask)
+    status = jnp.select(
+        [bad, jnp.any(collapsed), ~reseeded & (jnp.abs(ll - s.log_likelihood) < tol)],
+        [Status.NONFINITE, Status.DEGENERATE, Status.CONVERGED],
+        Status.MAX_ITER,
+    ).astype(jnp.int32)
+    n_iter = s.n_iter + 1
+    em = EMState(
+        params=jax.tree.map(lambda old, upd: jnp.where(bad, old, upd), s.params, new),
+        n_iter=n_iter,
+        log_likelihood=ll,
+        previous=s.log_likelihood,
+        status=status,
+        history=s.history.at[s.n_iter].set(ll),
+        stopped=(status != Status.MAX_ITER) | (n_iter >= max_iter),
+        done=jnp.asarray(False),
+        reseeds=s.reseeds + reseeded,
+    )
+    # After EM stopped, this pass was only for the final log-likelihood
+    # (and once done, it recomputes that same value).
+    final = s._replace(
+        log_likelihood=ll,
+        status=jnp.where(jnp.isfinite(ll), s.status, Status.NONFINITE).astype(jnp.int32),
+        done=jnp.asarray(True),
+    )
+    return jax.tree.map(lambda f, e: jnp.where(s.stopped, f, e), final, em)
+
+
+def initial_state(params: GMMParams, max_iter: int) -> EMState:
+    """The EMState of (M,)-batched members before their first iteration."""
+    M, dtype = params.weights.shape[0], params.means.dtype
+    return EMState(
+        params=params,
+        n_iter=jnp.zeros((M,), jnp.int32),
+        log_likelihood=jnp.full((M,), -jnp.inf, dtype),
+        previous=jnp.full((M,), -jnp.inf, dtype),
+        status=jnp.full((M,), Status.MAX_ITER, jnp.int32),
+        history=jnp.full((M, max_iter), jnp.nan, dtype),
+        stopped=jnp.zeros((M,), bool),
+        done=jnp.zeros((M,), bool),
+        reseeds=jnp.zeros((M,), jnp.int32),
+    )
+
+
+def fit_result(s: EMState) -> FitResult:
+    """The FitResult of (M,)-batched members."""
+    return FitResult(s.params, s.log_likelihood, s.n_iter, s.status == Status.CONVERGED, s.status, s.history)
+
+
 def em_loop(
     params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_iter: int, mask, progress=None, reseed_with=None
 ) -> FitResult:
@@ -188,48 +259,11 @@ def em_loop(
     Returns:
       FitResult with a leading (M,) axis.
     """
-    covariance_type = params.covariance_type
-    dtype = chunks.X.dtype
 
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
         ll, stats, *worst = em_pass(s.params, chunks, worst=reseed_with is not None)
-        new, singular = params_and_singular(stats, covariance_type, reg_covar)
-        new = mask_components(new, mask)
-        bad = ~jnp.isfinite(ll) | ~_usable(new)
-        collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
-        reseeded = jnp.asarray(False)
-        if reseed_with is not None:
-            reseeded = jnp.any(collapsed) & (s.reseeds < MAX_RESEEDS)
-            again = reseed_component(new, jnp.argmax(collapsed), worst[0], reseed_with, mask)
-            new = jax.tree.map(lambda a, b: jnp.where(reseeded, a, b), again, new)
-            collapsed = collapsed & ~reseeded
-        new = freeze_components(new, collapsed, mask)
-        status = jnp.select(
-            [bad, jnp.any(collapsed), ~reseeded & (jnp.abs(ll - s.log_likelihood) < tol)],
-            [Status.NONFINITE, Status.DEGENERATE, Status.CONVERGED],
-            Status.MAX_ITER,
-        ).astype(jnp.int32)
-        n_iter = s.n_iter + 1
-        em = EMState(
-            params=jax.tree.map(lambda old, upd: jnp.where(bad, old, upd), s.params, new),
-            n_iter=n_iter,
-            log_likelihood=ll,
-            previous=s.log_likelihood,
-            status=status,
-            history=s.history.at[s.n_iter].set(ll),
-            stopped=(status != Status.MAX_ITER) | (n_iter >= max_iter),
-            done=jnp.asarray(False),
-            reseeds=s.reseeds + reseeded,
-        )
-        # After EM stopped, this pass was only for the final log-likelihood
-        # (and once done, it recomputes that same value).
-        final = s._replace(
-            log_likelihood=ll,
-            status=jnp.where(jnp.isfinite(ll), s.status, Status.NONFINITE).astype(jnp.int32),
-            done=jnp.asarray(True),
-        )
-        return jax.tree.map(lambda f, e: jnp.where(s.stopped, f, e), final, em)
+        return em_update(s, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter, reseed_with)
 
     def body(carry):
         t, s = carry
@@ -245,20 +279,9 @@ def em_loop(
             )
         return t + 1, s
 
-    M = mask.shape[0]
-    init = EMState(
-        params=params,
-        n_iter=jnp.zeros((M,), jnp.int32),
-        log_likelihood=jnp.full((M,), -jnp.inf, dtype),
-        previous=jnp.full((M,), -jnp.inf, dtype),
-        status=jnp.full((M,), Status.MAX_ITER, jnp.int32),
-        history=jnp.full((M, max_iter), jnp.nan, dtype),
-        stopped=jnp.zeros((M,), bool),
-        done=jnp.zeros((M,), bool),
-        reseeds=jnp.zeros((M,), jnp.int32),
-    )
-    _, s = jax.lax.while_loop(lambda c: jnp.any(~c[1].done), body, (jnp.zeros((), jnp.int32), init))
-    return FitResult(s.params, s.log_likelihood, s.n_iter, s.status == Status.CONVERGED, s.status, s.history)
+    init = (jnp.zeros((), jnp.int32), initial_state(params, max_iter))
+    _, s = jax.lax.while_loop(lambda c: jnp.any(~c[1].done), body, init)
+    return fit_result(s)
 
 
 def report_progress(label: str, iteration, log_likelihood, running, n_components) -> None:
@@ -276,6 +299,18 @@ def report_progress(label: str, iteration, log_likelihood, running, n_components
         file=sys.stderr,
         flush=True,
     )
+
+
+def collapse_references(X_sample, w_sample, covariance_type: str, reg_covar, on_collapse: str):
+    """From a (centred) sample of the data: their (D, D) covariance, the scale
+    of the collapse rule; and for ``on_collapse="reseed"`` the one-component
+    GMMParams re-seeded components start from (else None)."""
+    data_cov = (X_sample * w_sample[:, None]).T @ X_sample / jnp.sum(w_sample)
+    if on_collapse != "reseed":
+        return data_cov, None
+    ones = jnp.ones((X_sample.shape[0], 1), X_sample.dtype)
+    stats = suff_stats(ones, X_sample, w_sample, covariance_type=covariance_type)
+    return data_cov, params_from_stats(stats, covariance_type, reg_covar)
 
 
 def best_member(results: FitResult) -> jax.Array:
@@ -401,12 +436,7 @@ def _grid_program(
         )
     offset, centers = seeds
     chunks = Chunks(X, w, offset, chunk_size, mesh)
-    X_sample, w_sample = subsample(chunks)
-    data_cov = (X_sample * w_sample[:, None]).T @ X_sample / jnp.sum(w_sample)
-    reseed_with = None
-    if on_collapse == "reseed":
-        ones = jnp.ones((X_sample.shape[0], 1), X.dtype)
-        reseed_with = params_from_stats(suff_stats(ones, X_sample, w_sample, covariance_type=covariance_type), covariance_type, reg_covar)
+    data_cov, reseed_with = collapse_references(*subsample(chunks), covariance_type, reg_covar, on_collapse)
 
     def start(key, mask, restart, centers):
         if init_params is None:
@@ -446,7 +476,7 @@ _STATIC = {
 }
 
 
-def _check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: str, dtype) -> GMMParams:
+def check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: str, dtype) -> GMMParams:
     """``init`` as given to ``fit``: one GMMParams, or n_init of them stacked."""
     weights = np.shape(init.weights)
     if len(weights) == 2:
@@ -531,7 +561,7 @@ def fit(
     on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
     init_params = None
     if isinstance(init, GMMParams):
-        init_params = _check_starts(init, n_init, K, D, covariance_type, X.dtype)
+        init_params = check_starts(init, n_init, K, D, covariance_type, X.dtype)
         init = "params"
     else:
         check_choice(init, "init", INIT_METHODS)

@@ -207,7 +207,7 @@ def select(
     criterion = check_choice(criterion, "criterion", CRITERIA)
     progress = check_int(progress, "progress", 0)
     on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
-    total_weight = float(np.sum(np.asarray(w, np.float64)))
+    total_weight = float(jnp.sum(w))  # summed where w lies (it may span processes)
 
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))

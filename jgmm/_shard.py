@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -25,25 +26,38 @@ def shard(X, sample_weight=None, devices=None):
     last row at weight 0, which change no fit: pass both results to
     ``jgmm.fit`` or ``jgmm.select`` (``sample_weight=``).
 
+    Under ``jax.distributed`` (several processes, e.g. one per host), each
+    process passes the samples it holds and gets the global array of all
+    processes' samples: every process's part is padded to the same length
+    and lies on that process's devices.
+
     Args:
-      X: (N, D) samples.
+      X: (N, D) samples (this process's, when there are several).
       sample_weight: optional (N,) non-negative weights (default ones).
-      devices: the devices to use (default: all of ``jax.devices()``).
+      devices: the devices to use (default: all of ``jax.devices()``, every
+        process's).
 
     Returns:
       X: (N', D) jax.Array sharded along its first axis over a one-axis mesh
-        named "samples"; N' = N rounded up to a multiple of the device count.
+        named "samples"; N' = N rounded up to a multiple of the device count
+        (with several processes: the padded parts of all processes).
       sample_weight: (N',) jax.Array sharded the same way.
     """
     devices = list(jax.devices() if devices is None else devices)
     X = np.asarray(check_array(X))
     N = X.shape[0]
     w = np.asarray(check_sample_weight(sample_weight, N, X.dtype))
-    pad = -N % len(devices)
+    sharding = NamedSharding(Mesh(np.array(devices), (AXIS,)), P(AXIS))
+    if jax.process_count() == 1:
+        rows = N + -N % len(devices)
+    else:
+        local = sum(d.process_index == jax.process_index() for d in devices)
+        rows = int(np.max(multihost_utils.process_allgather(np.array(N))))
+        rows += -rows % local
+    pad = rows - N
     X = np.concatenate([X, np.repeat(X[-1:], pad, axis=0)])
     w = np.concatenate([w, np.zeros(pad, w.dtype)])
-    sharding = NamedSharding(Mesh(np.array(devices), (AXIS,)), P(AXIS))
-    return jax.device_put(X, sharding), jax.device_put(w, sharding)
+    return tuple(jax.make_array_from_process_local_data(sharding, a) for a in (X, w))
 
 
 def data_mesh(X) -> Mesh | None:

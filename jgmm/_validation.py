@@ -155,14 +155,21 @@ def check_sample_weight(sample_weight, N: int, dtype):
             f"number of samples in X."
         )
     if not _is_tracer(sample_weight):
-        if not _finiteness(sample_weight)[0]:
+        finite, negative, positive = _weight_summary(sample_weight)
+        if not finite:
             raise ValueError("sample_weight contains NaN or infinity.")
-        w = np.asarray(sample_weight)
-        if np.any(w < 0):
+        if negative:
             raise ValueError("Negative values in sample_weight are not allowed.")
-        if not np.any(w > 0):
+        if not positive:
             raise ValueError("sample_weight must not be all zero: at least one sample needs a positive weight.")
     return _as_dtype(sample_weight, dtype)
+
+
+def _weight_summary(w) -> tuple[bool, bool, bool]:
+    """(all finite, some negative, some positive), reduced where w lies."""
+    xp = jnp if isinstance(w, jax.Array) else np
+    summary = (xp.all(xp.isfinite(w)), xp.any(w < 0), xp.any(w > 0))
+    return tuple(bool(v) for v in summary)
 
 
 def prec_chol_shape(covariance_type: str, K: int, D: int) -> tuple:
@@ -225,15 +232,16 @@ def check_param_values(params: GMMParams) -> GMMParams:
 
 
 def _check_range(X) -> None:
-    """Refuse data so widely spread that second moments overflow X's dtype."""
+    """Refuse data so widely spread that second moments overflow X's dtype.
+    Data on devices are reduced there (no copy to the host)."""
     if _is_tracer(X):
         return
-    x = np.asarray(X)
-    spread = float(np.max(np.ptp(x, axis=0)))
-    limit = float(np.sqrt(np.finfo(x.dtype).max / (4.0 * x.shape[0])))
+    xp = jnp if isinstance(X, jax.Array) else np
+    spread = float(xp.max(xp.max(X, axis=0) - xp.min(X, axis=0)))
+    limit = float(np.sqrt(np.finfo(X.dtype).max / (4.0 * X.shape[0])))
     if spread > limit:
         raise ValueError(
-            f"X spans {spread:.3g} along a feature, too wide for {x.dtype}: its second moments would "
+            f"X spans {spread:.3g} along a feature, too wide for {X.dtype}: its second moments would "
             f"overflow (the limit here is {limit:.3g}). Rescale the features or remove the outliers, "
             "or pass float64 data with jax_enable_x64 on."
         )

@@ -83,7 +83,8 @@ def _families(text: str) -> tuple:
 
 
 def _setup_jax(args):
-    """64-bit mode and the compilation cache, before any computation."""
+    """64-bit mode, the compilation cache and the distributed system, before
+    any computation."""
     import jax
 
     if getattr(args, "x64", False):
@@ -92,6 +93,9 @@ def _setup_jax(args):
     if cache:
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    if getattr(args, "distributed", False):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # collectives between CPU processes
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     return jax
 
 
@@ -117,7 +121,6 @@ def _load_model(path):
 
 def _model_and_data(args):
     """The saved model and the data, checked against each other."""
-    _setup_jax(args)
     params = _load_model(args.model)
     X = _data(args.data, args)
     if X.shape[1] != params.n_features:
@@ -128,15 +131,22 @@ def _model_and_data(args):
     return params, X
 
 
-def _select_and_report(X, args, name: str):
+def _select_and_report(X, args, name: str, split=None):
+    """Select a model for X (N, D), print the table and the chosen model.
+    ``split``: X's rows as ``jgmm.shard`` placed them, with their weights,
+    to fit instead of X (several processes); only process 0 reports."""
+    import jax
+
     import jgmm
 
-    jax = _setup_jax(args)
+    data, weights = split or (X, None)
     selection = jgmm.select(
-        jax.random.key(args.seed), X, args.k, args.covariance_type, n_init=args.n_init,
+        jax.random.key(args.seed), data, args.k, args.covariance_type, n_init=args.n_init,
         criterion=args.criterion, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
-        progress=_progress(args),
+        progress=_progress(args), sample_weight=weights,
     )
+    if jax.process_index() != 0:
+        return selection
     print(selection.table)
     family, K = selection.best
     row = selection.to_dict()
@@ -182,12 +192,18 @@ def _demo(args) -> int:
 
 
 def _fit(args) -> int:
+    import jax
+
     import jgmm
 
     X = _data(args.data, args)
-    selection = _select_and_report(X, args, Path(args.data).name)
-    jgmm.save(args.out, selection.best_params)
-    print(f"saved the chosen model to {args.out}", file=sys.stderr)
+    split = None
+    if args.distributed:  # each process fits its share of the rows
+        split = jgmm.shard(np.array_split(X, jax.process_count())[jax.process_index()])
+    selection = _select_and_report(X, args, Path(args.data).name, split)
+    if jax.process_index() == 0:
+        jgmm.save(args.out, selection.best_params)
+        print(f"saved the chosen model to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -261,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="samples: .csv (header row optional), .npy or .npz")
     fit.add_argument("--out", default="model.npz", help="where to save the chosen model (default model.npz)")
     _add_selection(fit, "1:8")
+    cluster = fit.add_argument_group(
+        "several processes", "One process per host, each fitting its share of DATA's rows (jax.distributed); "
+        "under SLURM, Open MPI or on a Cloud TPU slice the other options are detected."
+    )
+    cluster.add_argument("--distributed", action="store_true", help="join the other processes first")
+    cluster.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    cluster.add_argument("--num-processes", type=int, metavar="P", help="how many processes")
+    cluster.add_argument("--process-id", type=int, metavar="I", help="this process, 0..P-1")
     fit.set_defaults(run=_fit)
 
     predict = commands.add_parser("predict", help="label DATA with a saved model",
@@ -283,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _setup_jax(args)
         return args.run(args)
     except BrokenPipeError:  # e.g. piped into head: stop quietly
         sys.stdout = open(os.devnull, "w")

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from jgmm._criteria import aic, bic
 from jgmm._fit import default_chunk_size, fit
 from jgmm._init import initial_params
+from jgmm._online import online_init, online_step
 from jgmm._shard import data_mesh
 from jgmm._params import GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
@@ -146,16 +147,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         given = {name: value for name, value in given.items() if value is not None}
         if not given:
             return method
-        K, ct = self.n_components, self.covariance_type
         stacked = {name: np.broadcast_to(np.asarray(v, X.dtype), (n_init,) + np.shape(v)) for name, v in given.items()}
         if len(given) == 3:
-            return GMMParams(**stacked, covariance_type=ct)
-        weights = np.ones(X.shape[0], X.dtype) if w is None else w
-        params = initial_params(
-            key, X, weights, self.reg_covar, n_components=K, covariance_type=ct, init=method,
-            n_init=n_init, chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize),
+            return GMMParams(**stacked, covariance_type=self.covariance_type)
+        return dataclasses.replace(self._method_params(X, w, key, n_init, method), **stacked)
+
+    def _method_params(self, X, w, key, n_init, method):
+        """(n_init,)-batched GMMParams where ``fit``'s restarts by ``method`` start."""
+        K, ct = self.n_components, self.covariance_type
+        return initial_params(
+            key, X, np.ones(X.shape[0], X.dtype) if w is None else w, self.reg_covar, n_components=K,
+            covariance_type=ct, init=method, n_init=n_init,
+            chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize),
         )
-        return dataclasses.replace(params, **stacked)
 
     def _prec_chol_init(self, X):
         """Precision Cholesky factors from ``precisions_init`` (family shape)."""
@@ -194,13 +198,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     f"but got {weights}"
                 )
 
-    def _set_fitted(self, result):
-        params = result.params
+    def _set_params(self, params):
         self.params_ = params
         self.weights_ = np.asarray(params.weights)
         self.means_ = np.asarray(params.means)
         self.precisions_cholesky_ = np.asarray(params.prec_chol)
         self.covariances_, self.precisions_ = (np.asarray(a) for a in jax.device_get((params.covariances, params.precisions)))
+
+    def _set_fitted(self, result):
+        vars(self).pop("_online", None)  # a later partial_fit starts from this fit
+        self._set_params(result.params)
         self.status_ = Status(int(result.status))
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
@@ -223,9 +230,58 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=3,
             )
 
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a mini-batch; returns self.
+
+        The running sufficient statistics move toward this batch's by
+        η_t = (t + 2)^(-0.6) (``jgmm.online_step``). The first call starts
+        from the parameters of an earlier ``fit``, or else initialises them
+        by ``init_params`` (and the ``*_init`` parameters) on this batch.
+        ``n_iter_`` counts the batches, ``lower_bound_`` is the last batch's
+        mean log-likelihood before its step.
+
+        Args:
+          X: (B, D) mini-batch; the first, if it initialises, needs
+            B >= n_components.
+          y: ignored.
+          sample_weight: optional (B,) non-negative weights.
+        """
+        starting = not hasattr(self, "_online")
+        if starting:
+            self._validate_params()
+        fitted = hasattr(self, "params_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
+        with _precision_scope(X.dtype):
+            w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
+            if not starting:
+                state = self._cast(self._online, X.dtype)
+            elif fitted:
+                state = online_init(self._cast(self.params_, X.dtype))
+            else:
+                if X.shape[0] < self.n_components:
+                    raise ValueError(
+                        f"The first batch initialises the mixture, so it needs n_samples >= n_components, but got "
+                        f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
+                    )
+                key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+                init = self._starting_params(X, w, key, 1)
+                if isinstance(init, str):
+                    init = self._method_params(X, w, key, 1, init)
+                state = online_init(jax.tree.map(lambda a: a[0], init))
+            state = jax.device_get(online_step(state, X, sample_weight=w, reg_covar=self.reg_covar))
+            self._set_params(state.params)
+        self._online = state
+        self.status_ = Status.MAX_ITER
+        self.converged_ = False
+        self.n_iter_ = int(state.n_steps)
+        self.lower_bound_ = float(state.log_likelihood)
+        self.lower_bounds_ = ([] if starting else self.lower_bounds_) + [self.lower_bound_]
+        return self
+
     @staticmethod
-    def _cast(params, dtype):
-        return jax.tree.map(lambda a: np.asarray(a, dtype), params)
+    def _cast(tree, dtype):
+        """The floating arrays of ``tree`` in ``dtype``, on the host."""
+        return jax.tree.map(lambda a: np.asarray(a, dtype if np.issubdtype(np.asarray(a).dtype, np.floating) else None), tree)
 
     # -------------------------------------------------------------- predict
 

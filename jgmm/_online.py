@@ -1,0 +1,99 @@
+"""Online (stepwise) EM: running averages of the sufficient statistics.
+
+After mini-batch t the per-sample statistics move toward the batch's
+(Cappé & Moulines 2009),
+
+    s_t = (1 - η_t) s_{t-1} + η_t ŝ(B_t; θ_{t-1}),    θ_t = params_from_stats(s_t),
+
+where ŝ(B; θ) is the E-step's statistics of batch B divided by its weight.
+With step sizes η_t = (t + 2)^(-α), α in (0.5, 1] (Liang & Klein 2009),
+Σ η_t = ∞ and Σ η_t² < ∞, and the parameters converge to a stationary point
+of the expected log-likelihood. See docs/derivation.md.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jgmm._covariance import FAMILIES
+from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
+from jgmm._fit import default_chunk_size
+from jgmm._params import GMMParams
+
+STEP_DECAY = 0.6  # α of the default step sizes (t + 2)^(-α)
+
+
+class OnlineState(NamedTuple):
+    """What stepwise EM carries from one mini-batch to the next.
+
+    Attributes:
+      params: the current GMMParams, ``params_from_stats(stats)``.
+      stats: SuffStats per unit weight (nk sums to 1), about a fixed centre.
+      n_steps: () int32, mini-batches seen.
+      log_likelihood: () mean log-likelihood of the last mini-batch under the
+        parameters before its step (NaN before the first step).
+    """
+
+    params: GMMParams
+    stats: SuffStats
+    n_steps: jax.Array
+    log_likelihood: jax.Array
+
+
+@jax.jit
+def online_init(params: GMMParams) -> OnlineState:
+    """The state whose statistics are those ``params`` imply per unit weight:
+    N_k = π_k, sx_k = π_k d_k, sxx from Σ_k + d_k d_kᵀ (d_k = μ_k - c), about
+    the mixture's mean c. ``params_from_stats`` maps them back to ``params``
+    (plus ``reg_covar`` on the diagonals)."""
+    family = FAMILIES[params.covariance_type]
+    shift = params.weights @ params.means
+    d = params.means - shift
+    sxx = family.moments_from_covariance(family.covariances(params.prec_chol), params.weights, d)
+    stats = SuffStats(params.weights, params.weights[:, None] * d, sxx, shift)
+    return OnlineState(params, stats, jnp.zeros((), jnp.int32), jnp.full((), jnp.nan, params.means.dtype))
+
+
+def default_step_size(n_steps, decay: float = STEP_DECAY):
+    """η_t = (t + 2)^(-decay) for step t = ``n_steps`` (0 for the first batch)."""
+    return (n_steps + 2.0) ** -decay
+
+
+@functools.partial(jax.jit, static_argnames="chunk_size")
+def _online_step(state, X, w, step_size, reg_covar, *, chunk_size):
+    shift = state.stats.shift
+    params = state.params
+    centred = GMMParams(params.weights, params.means - shift, params.prec_chol, params.covariance_type)
+    total, batch = pass_sums(centred, Chunks(X, w, shift, chunk_size))
+    weight = jnp.sum(w)
+    eta = jnp.asarray(default_step_size(state.n_steps) if step_size is None else step_size, X.dtype)
+    stats = jax.tree.map(lambda s, b: (1 - eta) * s + eta * b / weight, state.stats[:3], batch[:3])
+    stats = SuffStats(*stats, shift)
+    new = params_from_stats(stats, params.covariance_type, reg_covar)
+    return OnlineState(new, stats, state.n_steps + 1, total / weight)
+
+
+def online_step(state: OnlineState, X, step_size=None, *, sample_weight=None, reg_covar=1e-6) -> OnlineState:
+    """One step of stepwise EM on a mini-batch.
+
+    Args:
+      state: OnlineState (``online_init`` of the starting parameters).
+      X: (B, D) mini-batch.
+      step_size: η in (0, 1], the weight of this batch's statistics; default
+        ``default_step_size(state.n_steps)``, (t + 2)^(-0.6).
+      sample_weight: optional (B,) non-negative weights.
+      reg_covar: non-negative value added to the covariance diagonals.
+
+    Returns:
+      The next OnlineState; its ``log_likelihood`` is this batch's mean
+      log-likelihood under ``state.params``.
+    """
+    X = jnp.asarray(X, state.params.means.dtype)
+    w = jnp.ones(X.shape[:1], X.dtype) if sample_weight is None else jnp.asarray(sample_weight, X.dtype)
+    N, D = X.shape
+    size = default_chunk_size(N, state.params.n_components, D, 1, X.dtype.itemsize)
+    return _online_step(state, X, w, step_size, reg_covar, chunk_size=size)
