@@ -1,4 +1,5 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples (```python blocks) run as written; ```py blocks
+are fragments that need a cluster."""
 
 import re
 from pathlib import Path
@@ -19,3 +20,5 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert namespace["selection"].best == ("tied", 3)
     assert namespace["many"].log_likelihood.shape == (8,)
     assert (tmp_path / "model.npz").exists()
+    assert namespace["result"].params.n_components == 2 and int(namespace["state"].n_steps) == 7
+    assert namespace["online"].n_iter_ == 8
