@@ -23,6 +23,7 @@ from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
 from jgmm._fit import default_chunk_size
 from jgmm._params import GMMParams
+from jgmm._validation import check_array, check_sample_weight
 
 STEP_DECAY = 0.6  # α of the default step sizes (t + 2)^(-α)
 
@@ -92,8 +93,11 @@ def online_step(state: OnlineState, X, step_size=None, *, sample_weight=None, re
       The next OnlineState; its ``log_likelihood`` is this batch's mean
       log-likelihood under ``state.params``.
     """
-    X = jnp.asarray(X, state.params.means.dtype)
-    w = jnp.ones(X.shape[:1], X.dtype) if sample_weight is None else jnp.asarray(sample_weight, X.dtype)
+    dtype = state.params.means.dtype
+    X = check_array(X, n_features=state.params.n_features, expected_by="the online state").astype(dtype)
     N, D = X.shape
+    w = check_sample_weight(sample_weight, N, dtype)
+    if step_size is not None and not (isinstance(step_size, jax.core.Tracer) or 0 < float(step_size) <= 1):
+        raise ValueError(f"step_size must be in (0, 1], got {step_size}.")
     size = default_chunk_size(N, state.params.n_components, D, 1, X.dtype.itemsize)
     return _online_step(state, X, w, step_size, reg_covar, chunk_size=size)

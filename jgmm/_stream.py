@@ -286,9 +286,9 @@ def fit_stream(
     worst = reseed_with is not None
     mask = jnp.ones((n_init, K), bool)
     state = initial_state(params, max_iter)
-    chunk_size = default_chunk_size(rows, K, D, n_init, dtype.itemsize)
+    scan_rows = default_chunk_size(rows, K, D, n_init, dtype.itemsize)  # of the fused pass within a chunk
     for t in range(1, max_iter + 2):
-        sums, n = _pass(source, rows, centre, state.params, chunk_size=chunk_size, worst=worst)
+        sums, n = _pass(source, rows, centre, state.params, chunk_size=scan_rows, worst=worst)
         if n != N:
             raise ValueError(f"source held {N} samples in the first pass but {n} now; it must give the same data each pass.")
         state = _update(

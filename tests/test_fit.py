@@ -92,9 +92,10 @@ def test_vmap_over_keys_equals_a_loop_of_fits():
 
 def test_jit_equals_no_jit_for_a_whole_fit(x64):
     X, _, _ = blobs(25, N=60, D=2, K=2)
-    compiled = jgmm.fit(jax.random.key(0), X, 2, "tied", max_iter=3)
+    # "random" starts: k-means++'s loops would run op by op for most of the time.
+    compiled = jgmm.fit(jax.random.key(0), X, 2, "tied", init="random", max_iter=3)
     with jax.disable_jit():
-        eager = jgmm.fit(jax.random.key(0), X, 2, "tied", max_iter=3)
+        eager = jgmm.fit(jax.random.key(0), X, 2, "tied", init="random", max_iter=3)
     for a, b in zip(jax.tree.leaves(compiled), jax.tree.leaves(eager)):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
@@ -243,7 +244,7 @@ def test_chunked_pass_equals_unchunked(x64, covariance_type):
     X, _, _ = blobs(24, N=1000, D=3, K=3, spread=3.0)
     kwargs = dict(tol=0.0, max_iter=15)  # one restart: no near-tie between restarts to break
     whole = jgmm.fit(jax.random.key(0), X, 3, covariance_type, chunk_size=len(X), **kwargs)
-    for chunk_size in (7, 128):  # the last chunk overlaps the one before it
+    for chunk_size in (7,):  # 1000 = 142·7 + 6: the last chunk overlaps the one before it
         chunked = jgmm.fit(jax.random.key(0), X, 3, covariance_type, chunk_size=chunk_size, **kwargs)
         for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole)):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -67,3 +67,14 @@ def test_partial_fit_continues_a_fit_and_keeps_the_dtype():
     fresh = jgmm.GaussianMixture(5)
     with pytest.raises(ValueError, match="needs n_samples >= n_components"):
         fresh.partial_fit(X[:3])
+
+
+def test_online_step_checks_its_input():
+    X, _, _ = blobs(seed=3, N=100, D=2, K=2)
+    state = jgmm.online_init(jgmm.fit(jax.random.key(0), X, 2, max_iter=2).params)
+    with pytest.raises(ValueError, match="X has 3 features, but the online state is expecting 2"):
+        jgmm.online_step(state, np.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"step_size must be in \(0, 1\]"):
+        jgmm.online_step(state, X, 1.5)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        jgmm.online_step(state, np.full((5, 2), np.nan))

@@ -46,7 +46,7 @@ def test_select_recovers_true_k_and_family(covariance_type):
 def test_each_row_equals_fit_for_that_cell(x64):
     X, _, _ = blobs(40, N=300, D=2, K=3, spread=5.0)
     key = jax.random.key(11)
-    selection = jgmm.select(key, X, [1, 3], n_init=2)
+    selection = jgmm.select(key, X, [1, 3], ("tied", "diag"), n_init=2)
     rows = selection.to_dict()
     for i, (family, K) in enumerate(zip(rows["covariance_type"], rows["n_components"])):
         K = int(K)
