@@ -4,6 +4,7 @@ from jgmm._criteria import aic, bic, n_parameters
 from jgmm._data import load_faithful
 from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
 from jgmm._fit import fit
+from jgmm._gradient import fit_gradient
 from jgmm._io import load, save
 from jgmm._online import OnlineState, online_init, online_step
 from jgmm._params import FitResult, GMMParams, Status
@@ -28,6 +29,7 @@ __all__ = [
     "bic",
     "e_step",
     "fit",
+    "fit_gradient",
     "fit_stream",
     "load",
     "load_faithful",
