@@ -1,5 +1,6 @@
 """jgmm: Gaussian mixture models fitted by expectation–maximization in JAX."""
 
+from jgmm._bootstrap import Bootstrap, bootstrap
 from jgmm._criteria import aic, bic, n_parameters
 from jgmm._data import load_faithful
 from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
@@ -17,6 +18,7 @@ from jgmm._stream import fit_stream
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bootstrap",
     "FitResult",
     "GaussianMixture",
     "GMMParams",
@@ -27,6 +29,7 @@ __all__ = [
     "Table",
     "aic",
     "bic",
+    "bootstrap",
     "e_step",
     "fit",
     "fit_gradient",
