@@ -22,3 +22,4 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "model.npz").exists()
     assert namespace["result"].params.n_components == 2 and int(namespace["state"].n_steps) == 7
     assert namespace["online"].n_iter_ == 8
+    assert namespace["boot"].replicates.means.shape[0] == 200 and namespace["dlogp_dX"].shape == (272, 2)
