@@ -11,6 +11,7 @@ from jgmm._online import OnlineState, online_init, online_step
 from jgmm._params import FitResult, GMMParams, Status
 from jgmm._plot import plot_mixture
 from jgmm._predict import log_prob, predict, predict_proba, sample
+from jgmm._prior import Prior, default_prior
 from jgmm._select import Selection, Table, select
 from jgmm._shard import shard
 from jgmm._stream import fit_stream
@@ -23,6 +24,7 @@ __all__ = [
     "GaussianMixture",
     "GMMParams",
     "OnlineState",
+    "Prior",
     "Status",
     "Selection",
     "SuffStats",
@@ -30,6 +32,7 @@ __all__ = [
     "aic",
     "bic",
     "bootstrap",
+    "default_prior",
     "e_step",
     "fit",
     "fit_gradient",

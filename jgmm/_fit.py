@@ -52,6 +52,7 @@ from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, su
 from jgmm._init import INIT_METHODS, seed_program, initialize, member_keys, subsample
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
+from jgmm._prior import Prior, default_prior, map_params_and_singular
 from jgmm._shard import data_mesh
 from jgmm._validation import (
     check_choice,
@@ -163,7 +164,9 @@ def _usable(params: GMMParams) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
-def em_update(s: EMState, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter: int, reseed_with=None) -> EMState:
+def em_update(
+    s: EMState, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter: int, reseed_with=None, prior=None
+) -> EMState:
     """One member's EM iteration, given the pass over the data made with
     ``s.params``: the M-step, the collapse policy, the status.
 
@@ -173,9 +176,12 @@ def em_update(s: EMState, mask, ll, stats, worst, tol, reg_covar, data_cov, max_
       ll: () mean log-likelihood of the data under ``s.params``.
       stats: SuffStats of the data under ``s.params`` (centred).
       worst: [] or, to re-seed, [(D,) the worst-explained (centred) sample].
-      tol, reg_covar, data_cov, max_iter, reseed_with: as in ``em_loop``.
+      tol, reg_covar, data_cov, max_iter, reseed_with, prior: as in ``em_loop``.
     """
-    new, singular = params_and_singular(stats, s.params.covariance_type, reg_covar)
+    if prior is None:
+        new, singular = params_and_singular(stats, s.params.covariance_type, reg_covar)
+    else:
+        new, singular = map_params_and_singular(stats, s.params.covariance_type, reg_covar, prior)
     new = mask_components(new, mask)
     bad = ~jnp.isfinite(ll) | ~_usable(new)
     collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
@@ -235,7 +241,16 @@ def fit_result(s: EMState) -> FitResult:
 
 
 def em_loop(
-    params: GMMParams, chunks: Chunks, tol, reg_covar, data_cov, max_iter: int, mask, progress=None, reseed_with=None
+    params: GMMParams,
+    chunks: Chunks,
+    tol,
+    reg_covar,
+    data_cov,
+    max_iter: int,
+    mask,
+    progress=None,
+    reseed_with=None,
+    prior=None,
 ) -> FitResult:
     """Run EM for a batch of members until each converges, fails or reaches ``max_iter``.
 
@@ -255,6 +270,8 @@ def em_loop(
         compiled for it.
       reseed_with: None to freeze collapsed components; or a one-component
         GMMParams of the data, to re-seed them (``reseed_component``).
+      prior: None for maximum likelihood, or a ``jgmm.Prior`` in the chunks'
+        centred coordinates for the posterior mode (MAP M-step).
 
     Returns:
       FitResult with a leading (M,) axis.
@@ -263,7 +280,7 @@ def em_loop(
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
         ll, stats, *worst = em_pass(s.params, chunks, worst=reseed_with is not None)
-        return em_update(s, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter, reseed_with)
+        return em_update(s, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter, reseed_with, prior)
 
     def body(carry):
         t, s = carry
@@ -397,6 +414,7 @@ def _grid_program(
     reg_covar,
     init_params,
     seeds=None,
+    prior=None,
     *,
     n_components,
     covariance_type,
@@ -423,7 +441,8 @@ def _grid_program(
 
     The EM passes run over chunks of ``chunk_size`` rows (``em_pass``).
     ``progress``: see ``em_loop``. ``on_collapse``: "freeze" or "reseed"
-    (``fit``). ``mesh``: the one-axis mesh X and w are split along
+    (``fit``). ``prior``: None, or a ``jgmm.Prior`` (data coordinates) for
+    MAP fits. ``mesh``: the one-axis mesh X and w are split along
     (``jgmm._shard``), or None.
 
     Returns:
@@ -436,6 +455,8 @@ def _grid_program(
         )
     offset, centers = seeds
     chunks = Chunks(X, w, offset, chunk_size, mesh)
+    if prior is not None:
+        prior = prior._replace(mean=prior.mean - offset)
     data_cov, reseed_with = collapse_references(*subsample(chunks), covariance_type, reg_covar, on_collapse)
 
     def start(key, mask, restart, centers):
@@ -448,7 +469,7 @@ def _grid_program(
 
     def batch(keys, masks, restarts, centers):
         params = jax.vmap(start)(keys, masks, restarts, centers)
-        return em_loop(params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress, reseed_with)
+        return em_loop(params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress, reseed_with, prior)
 
     M = n_active.shape[0]
     steps = -(-M // cells_per_batch)
@@ -474,6 +495,28 @@ _STATIC = {
         "progress", "on_collapse", "mesh",
     ),
 }
+
+
+def check_prior(prior, X, K: int, covariance_type: str):
+    """``prior`` as ``fit`` takes it: None, "default" or a ``Prior`` whose
+    arrays fit the data and family; in X's dtype."""
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        check_choice(prior, "prior", ("default",))
+        prior = default_prior(np.asarray(X), K, covariance_type)
+    if not isinstance(prior, Prior):
+        raise TypeError(f"prior must be None, 'default' or a jgmm.Prior, got {type(prior).__name__}.")
+    D = X.shape[1]
+    scale = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[covariance_type]
+    if np.shape(prior.mean) != (D,) or np.shape(prior.scale) != scale:
+        raise ValueError(
+            f"prior.mean must have shape {(D,)} and prior.scale {scale} for covariance_type={covariance_type!r}; "
+            f"got {np.shape(prior.mean)} and {np.shape(prior.scale)}."
+        )
+    if not (float(prior.shrinkage) > 0 and float(prior.dof) > 0 and float(prior.weight_concentration) >= 1):
+        raise ValueError("prior needs shrinkage > 0, dof > 0 and weight_concentration >= 1.")
+    return jax.tree.map(lambda a: jnp.asarray(a, X.dtype), prior)
 
 
 def check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: str, dtype) -> GMMParams:
@@ -509,6 +552,7 @@ def fit(
     progress: int = 0,
     chunk_size: int | None = None,
     on_collapse: str = "freeze",
+    prior=None,
 ) -> FitResult:
     """Fit a Gaussian mixture by EM, all restarts in one compiled program.
 
@@ -544,6 +588,11 @@ def fit(
         the data's covariance and goes on (at most ``MAX_RESEEDS`` times per
         fit, then "freeze"). Re-seeding lowers the log-likelihood for an
         iteration, so the history is not monotone across a re-seed.
+      prior: None (maximum likelihood), "default" (``jgmm.default_prior``
+        of X for this K and family, mclust's defaults) or a ``jgmm.Prior``:
+        fit the posterior mode (MAP) under the conjugate prior instead, with
+        which no component collapses (docs/derivation.md §12). The reported
+        log-likelihood is still the data's, at the fitted parameters.
 
     Returns:
       FitResult of the best restart (highest log-likelihood among the
@@ -565,6 +614,7 @@ def fit(
         init = "params"
     else:
         check_choice(init, "init", INIT_METHODS)
+    prior = check_prior(prior, X, K, covariance_type)
     best, _ = fit_grid(
         key,
         np.array([K], np.int32),
@@ -573,6 +623,7 @@ def fit(
         tol,
         reg_covar,
         init_params,
+        prior=prior,
         n_components=K,
         covariance_type=covariance_type,
         max_iter=max_iter,

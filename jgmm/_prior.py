@@ -1,0 +1,97 @@
+"""Conjugate priors and the MAP M-step (Fraley & Raftery 2007, mclust's priorControl).
+
+Weights: a symmetric Dirichlet(α). Means and covariances: normal-inverse-
+Wishart, μ_k | Σ_k ~ N(μ_p, Σ_k / κ) and Σ_k ~ IW(ν, Λ) (full; one Σ for
+tied); for the diag and spherical families each variance has the matching
+inverse-gamma prior, IG(ν/2, Λ_d/2), with μ_kd | σ²_kd ~ N(μ_pd, σ²_kd / κ).
+The posterior mode has a closed form (docs/derivation.md §12): the means
+shrink toward μ_p, and every covariance is bounded below by Λ/(ν + …), so a
+component cannot collapse onto a point.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgmm._covariance import FAMILIES
+from jgmm._em import SuffStats
+from jgmm._params import GMMParams
+
+
+class Prior(NamedTuple):
+    """Hyper-parameters of the conjugate prior, in data coordinates.
+
+    Attributes:
+      weight_concentration: () Dirichlet α (1: no prior on the weights).
+      mean: (D,) μ_p.
+      shrinkage: () κ, the prior's weight in samples on the means.
+      dof: () ν.
+      scale: Λ: (D, D) for full and tied, (D,) for diag, () for spherical.
+    """
+
+    weight_concentration: jax.Array
+    mean: jax.Array
+    shrinkage: jax.Array
+    dof: jax.Array
+    scale: jax.Array
+
+
+def default_prior(X, n_components: int, covariance_type: str = "full") -> Prior:
+    """mclust's default prior for these data (``defaultPrior``): μ_p the data's
+    mean, κ = 0.01, ν = D + 2, and the scale the data's covariance (its
+    diagonal for diag, the mean variance for spherical) divided by K^(2/D);
+    no prior on the weights (α = 1).
+
+    Args:
+      X: (N, D) the data.
+      n_components: K.
+      covariance_type: the family, which sets the scale's shape.
+    """
+    X = np.asarray(X, np.float64)
+    D = X.shape[1]
+    cov = np.atleast_2d(np.cov(X, rowvar=False)) / n_components ** (2 / D)
+    scale = {"full": cov, "tied": cov, "diag": np.diag(cov), "spherical": np.trace(cov) / D}[covariance_type]
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    return Prior(*(jnp.asarray(v, dtype) for v in (1.0, X.mean(axis=0), 0.01, D + 2.0, scale)))
+
+
+def map_moments(stats: SuffStats, covariance_type: str, prior: Prior):
+    """The posterior mode from statistics: weights (K,), means (K, D) and the
+    covariance estimate S in the family's form (before ``reg_covar``)."""
+    K, D = stats.sx.shape
+    nk = stats.nk + 10 * jnp.finfo(stats.nk.dtype).eps
+    alpha, kappa, nu, scale = prior.weight_concentration, prior.shrinkage, prior.dof, prior.scale
+    d = stats.sx / nk[:, None]  # x̄_k - c
+    m = prior.mean - stats.shift  # μ_p - c
+    t = kappa * nk / (kappa + nk)
+    e = d - m
+    means = stats.shift + (nk[:, None] * d + kappa * m) / (nk + kappa)[:, None]
+    weights = (nk + alpha - 1) / (jnp.sum(nk) + K * (alpha - 1))
+    outer = lambda a: a[:, :, None] * a[:, None, :]
+    if covariance_type == "full":
+        scatter = stats.sxx - nk[:, None, None] * outer(d) + t[:, None, None] * outer(e)
+        cov = (scale + scatter) / (nu + nk + D + 2)[:, None, None]
+    elif covariance_type == "tied":
+        scatter = stats.sxx - jnp.einsum("k,kd,ke->de", nk, d, d) + jnp.einsum("k,kd,ke->de", t, e, e)
+        cov = (scale + scatter) / (nu + jnp.sum(nk) + K + D + 1)
+    else:
+        scatter = stats.sxx - nk[:, None] * d * d + t[:, None] * e * e  # (K, D)
+        if covariance_type == "diag":
+            cov = (scale + scatter) / (nu + nk + 3)[:, None]
+        else:
+            cov = (scale + jnp.sum(scatter, axis=1)) / (nu + D * nk + D + 2)
+    return weights, means, cov
+
+
+def map_params_and_singular(stats: SuffStats, covariance_type: str, reg_covar, prior: Prior):
+    """``params_and_singular`` for the posterior mode: GMMParams and which
+    covariance estimates were not positive definite."""
+    weights, means, cov = map_moments(stats, covariance_type, prior)
+    if covariance_type == "spherical":  # from_moments averages a (K, D) estimate over D
+        cov = jnp.broadcast_to(cov[:, None], means.shape)
+    prec_chol, singular = FAMILIES[covariance_type].from_moments(cov, jnp.asarray(reg_covar, cov.dtype))
+    return GMMParams(weights, means, prec_chol, covariance_type), singular

@@ -1,0 +1,82 @@
+"""MAP estimation with conjugate priors: the M-step is the mode of Q + log prior."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import FAMILIES, blobs, clump_start, full_covariances
+from test_em import expected_complete_log_likelihood, log_normal
+
+import jgmm
+from jgmm._prior import Prior, default_prior, map_params_and_singular
+
+
+def log_prior(weights, means, cov, covariance_type, prior):
+    """log p(θ) up to a constant, written from the densities (independent of jgmm's M-step)."""
+    alpha, mu_p, kappa, nu, scale = prior
+    K, D = means.shape
+    covs = full_covariances(cov, covariance_type, K, D)
+    value = (alpha - 1) * jnp.sum(jnp.log(weights))
+    value += sum(log_normal(mu_p[None], means[k], covs[k] / kappa)[0] for k in range(K))
+    if covariance_type in ("full", "tied"):
+        wishart = lambda S: -(nu + D + 1) / 2 * jnp.linalg.slogdet(S)[1] - 0.5 * jnp.trace(jnp.linalg.solve(S, scale))
+        value += wishart(cov) if covariance_type == "tied" else sum(wishart(cov[k]) for k in range(K))
+    else:  # inverse-gamma IG(ν/2, Λ/2) on every variance
+        value += jnp.sum(-(nu / 2 + 1) * jnp.log(cov) - scale / (2 * cov))
+    return value
+
+
+@pytest.mark.parametrize("covariance_type", FAMILIES)
+def test_map_m_step_is_a_stationary_point_of_q_plus_log_prior(x64, covariance_type):
+    rng = np.random.default_rng(3)
+    X, _, _ = blobs(3, N=60, D=3, K=3)
+    resp = jnp.asarray(rng.dirichlet(np.ones(3), size=60))
+    X = jnp.asarray(X)
+    scale = {"full": np.eye(3) * 2.0, "tied": np.eye(3) * 2.0, "diag": np.full(3, 2.0), "spherical": 2.0}
+    prior = Prior(*(jnp.asarray(v, jnp.float64) for v in (3.0, [1.0, -1.0, 0.5], 0.7, 5.0, scale[covariance_type])))
+    stats = jgmm.suff_stats(resp, X, covariance_type=covariance_type)
+    params, singular = map_params_and_singular(stats, covariance_type, 0.0, prior)
+    assert not np.any(singular)
+    objective = lambda pi, mu, cov: expected_complete_log_likelihood(
+        pi, mu, cov, covariance_type, X, resp, jnp.ones(60)
+    ) + log_prior(pi, mu, cov, covariance_type, prior)
+    g_pi, g_mu, g_cov = jax.grad(objective, argnums=(0, 1, 2))(params.weights, params.means, params.covariances)
+    np.testing.assert_allclose(g_mu, 0.0, atol=1e-9)
+    np.testing.assert_allclose(g_cov, 0.0, atol=1e-9)
+    # With the constraint Σπ = 1: ∂/∂π_k = (N_k + α - 1) / π_k = λ = N + K(α - 1).
+    np.testing.assert_allclose(g_pi, 60 + 3 * (3.0 - 1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_a_prior_keeps_a_collapsing_component_finite(x64, covariance_type):
+    X, start = clump_start(covariance_type)  # without a prior, the third component collapses
+    plain = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start)
+    assert plain.status == jgmm.Status.DEGENERATE
+    prior = default_prior(X, 3, covariance_type)
+    result = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, prior=prior)
+    assert result.status in (jgmm.Status.CONVERGED, jgmm.Status.MAX_ITER)
+    variances = np.asarray(result.params.covariances).reshape(3, -1)
+    assert np.all(np.isfinite(variances)) and float(result.params.weights[2]) > 0.04
+    # No variance can fall below the prior scale over (ν + D·N + D + 2) (D = 2).
+    floor = np.min(np.diag(np.atleast_2d(prior.scale))) / (float(prior.dof) + 2 * len(X) + 4)
+    assert np.min(variances[:, :: 3 if covariance_type == "full" else 1]) > floor
+
+
+def test_default_prior_is_mclusts(x64):
+    X = jgmm.load_faithful()
+    prior = default_prior(X, 3, "full")
+    np.testing.assert_allclose(prior.mean, X.mean(axis=0))
+    np.testing.assert_allclose(prior.scale, np.cov(X, rowvar=False) / 3 ** (2 / 2))
+    assert float(prior.shrinkage) == 0.01 and float(prior.dof) == 4 and float(prior.weight_concentration) == 1
+    assert float(default_prior(X, 3, "spherical").scale) == pytest.approx(np.trace(np.cov(X, rowvar=False)) / 2 / 3)
+
+
+def test_prior_by_name_and_bad_priors():
+    X, _, _ = blobs(4, N=200, D=2, K=2)
+    by_name = jgmm.fit(jax.random.key(0), X, 2, "diag", prior="default")
+    given = jgmm.fit(jax.random.key(0), X, 2, "diag", prior=default_prior(X, 2, "diag"))
+    np.testing.assert_allclose(by_name.params.means, given.params.means, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"prior.scale \(2,\) for covariance_type='diag'"):
+        jgmm.fit(jax.random.key(0), X, 2, "diag", prior=default_prior(X, 2, "full"))
+    with pytest.raises(ValueError, match="'prior' parameter must be a str among"):
+        jgmm.fit(jax.random.key(0), X, 2, prior="flat")
