@@ -49,7 +49,7 @@ import numpy as np
 
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, suff_stats
-from jgmm._init import INIT_METHODS, seed_program, initialize, member_keys, subsample
+from jgmm._init import INIT_METHODS, initial_params, initialize, member_keys, seed_program, subsample
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status
 from jgmm._precision import full_precision
 from jgmm._prior import Prior, default_prior, map_params_and_singular
@@ -251,6 +251,7 @@ def em_loop(
     progress=None,
     reseed_with=None,
     prior=None,
+    prior_per_k: bool = False,
 ) -> FitResult:
     """Run EM for a batch of members until each converges, fails or reaches ``max_iter``.
 
@@ -272,6 +273,8 @@ def em_loop(
         GMMParams of the data, to re-seed them (``reseed_component``).
       prior: None for maximum likelihood, or a ``jgmm.Prior`` in the chunks'
         centred coordinates for the posterior mode (MAP M-step).
+      prior_per_k: static; divide the prior's scale by K^(2/D), K each
+        member's active components (mclust's default prior for K).
 
     Returns:
       FitResult with a leading (M,) axis.
@@ -280,7 +283,11 @@ def em_loop(
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
         ll, stats, *worst = em_pass(s.params, chunks, worst=reseed_with is not None)
-        return em_update(s, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter, reseed_with, prior)
+        member_prior = prior
+        if prior_per_k:
+            K = jnp.sum(mask).astype(prior.scale.dtype)
+            member_prior = prior._replace(scale=prior.scale * K ** (-2.0 / chunks.X.shape[-1]))
+        return em_update(s, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter, reseed_with, member_prior)
 
     def body(carry):
         t, s = carry
@@ -427,6 +434,7 @@ def _grid_program(
     progress=None,
     on_collapse="freeze",
     mesh=None,
+    prior_per_k=False,
 ):
     """Fits for several K at once, ``n_init`` restarts each: one program.
 
@@ -442,7 +450,8 @@ def _grid_program(
     The EM passes run over chunks of ``chunk_size`` rows (``em_pass``).
     ``progress``: see ``em_loop``. ``on_collapse``: "freeze" or "reseed"
     (``fit``). ``prior``: None, or a ``jgmm.Prior`` (data coordinates) for
-    MAP fits. ``mesh``: the one-axis mesh X and w are split along
+    MAP fits; with ``prior_per_k`` its scale is divided by each cell's
+    K^(2/D) (``em_loop``). ``mesh``: the one-axis mesh X and w are split along
     (``jgmm._shard``), or None.
 
     Returns:
@@ -469,7 +478,9 @@ def _grid_program(
 
     def batch(keys, masks, restarts, centers):
         params = jax.vmap(start)(keys, masks, restarts, centers)
-        return em_loop(params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress, reseed_with, prior)
+        return em_loop(
+            params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress, reseed_with, prior, prior_per_k
+        )
 
     M = n_active.shape[0]
     steps = -(-M // cells_per_batch)
@@ -492,19 +503,22 @@ _STATIC = {
     seed_program: ("n_components", "init", "n_init", "fold_in_k"),
     _grid_program: (
         "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
-        "progress", "on_collapse", "mesh",
+        "progress", "on_collapse", "mesh", "prior_per_k",
     ),
 }
 
 
-def check_prior(prior, X, K: int, covariance_type: str):
-    """``prior`` as ``fit`` takes it: None, "default" or a ``Prior`` whose
-    arrays fit the data and family; in X's dtype."""
+def check_prior(prior, X, covariance_type: str):
+    """``prior`` as ``fit`` and ``select`` take it: None, "default" or a
+    ``Prior`` whose arrays fit the data and family; in X's dtype. Returns
+    (prior, prior_per_k): "default" is mclust's prior for K = 1, whose scale
+    the program divides by each fit's K^(2/D)."""
     if prior is None:
-        return None
-    if isinstance(prior, str):
+        return None, False
+    per_k = isinstance(prior, str)
+    if per_k:
         check_choice(prior, "prior", ("default",))
-        prior = default_prior(np.asarray(X), K, covariance_type)
+        prior = default_prior(np.asarray(X), 1, covariance_type)
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be None, 'default' or a jgmm.Prior, got {type(prior).__name__}.")
     D = X.shape[1]
@@ -516,7 +530,23 @@ def check_prior(prior, X, K: int, covariance_type: str):
         )
     if not (float(prior.shrinkage) > 0 and float(prior.dof) > 0 and float(prior.weight_concentration) >= 1):
         raise ValueError("prior needs shrinkage > 0, dof > 0 and weight_concentration >= 1.")
-    return jax.tree.map(lambda a: jnp.asarray(a, X.dtype), prior)
+    return jax.tree.map(lambda a: jnp.asarray(a, X.dtype), prior), per_k
+
+
+def batched_starts(key, X, w, init, n_init: int, K: int, covariance_type: str, reg_covar) -> GMMParams:
+    """(n_init,)-batched starting GMMParams in data coordinates: ``init``
+    checked (and repeated for every restart) if it is GMMParams, else the
+    starts of method ``init`` on X, weights w (``initial_params``)."""
+    if isinstance(init, GMMParams):
+        starts = check_starts(init, n_init, K, X.shape[1], covariance_type, X.dtype)
+        if starts.weights.ndim == 1:
+            starts = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_init,) + a.shape), starts)
+        return starts
+    check_choice(init, "init", INIT_METHODS)
+    return initial_params(
+        key, X, w, reg_covar, n_components=K, covariance_type=covariance_type, init=init, n_init=n_init,
+        chunk_size=X.shape[0],
+    )
 
 
 def check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: str, dtype) -> GMMParams:
@@ -614,7 +644,7 @@ def fit(
         init = "params"
     else:
         check_choice(init, "init", INIT_METHODS)
-    prior = check_prior(prior, X, K, covariance_type)
+    prior, prior_per_k = check_prior(prior, X, covariance_type)
     best, _ = fit_grid(
         key,
         np.array([K], np.int32),
@@ -635,5 +665,6 @@ def fit(
         progress=(covariance_type, progress) if progress else None,
         on_collapse=on_collapse,
         mesh=mesh,
+        prior_per_k=prior_per_k,
     )
     return jax.tree.map(lambda a: a[0], best)

@@ -20,11 +20,10 @@ import jax.numpy as jnp
 import optax
 
 from jgmm._em import weighted_log_prob
-from jgmm._fit import best_member, check_starts
-from jgmm._init import INIT_METHODS, initial_params
+from jgmm._fit import batched_starts, best_member
 from jgmm._params import FitResult, GMMParams, Status
 from jgmm._precision import full_precision
-from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_n_components
+from jgmm._validation import check_covariance_type, check_em_arguments, check_n_components
 
 DEFAULT_OPTIMIZER = optax.adam(1e-2)  # one object, so the default compiles once
 
@@ -132,18 +131,8 @@ def fit_gradient(
       ``history`` the mean log-likelihood before each step.
     """
     X, w, n_init, steps, tol, reg_covar = check_em_arguments(X, sample_weight, n_init, steps, tol, reg_covar)
-    N, D = X.shape
-    K = check_n_components(n_components, N)
+    K = check_n_components(n_components, X.shape[0])
     covariance_type = check_covariance_type(covariance_type)
-    if isinstance(init, GMMParams):
-        starts = check_starts(init, n_init, K, D, covariance_type, X.dtype)
-        if starts.weights.ndim == 1:
-            starts = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_init,) + a.shape), starts)
-    else:
-        check_choice(init, "init", INIT_METHODS)
-        starts = initial_params(
-            key, X, w, reg_covar, n_components=K, covariance_type=covariance_type, init=init, n_init=n_init,
-            chunk_size=N,
-        )
+    starts = batched_starts(key, X, w, init, n_init, K, covariance_type, reg_covar)
     optimizer = DEFAULT_OPTIMIZER if optimizer is None else optimizer
     return _program(starts, X, w, tol, optimizer=optimizer, steps=steps, covariance_type=covariance_type)

@@ -25,7 +25,15 @@ import numpy as np
 
 from jgmm._criteria import count_parameters, information_criteria
 from jgmm._shard import data_mesh
-from jgmm._fit import ON_COLLAPSE, check_chunk_size, default_cells_per_batch, default_chunk_size, fit_grid, seed
+from jgmm._fit import (
+    ON_COLLAPSE,
+    check_chunk_size,
+    check_prior,
+    default_cells_per_batch,
+    default_chunk_size,
+    fit_grid,
+    seed,
+)
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
 from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
 
@@ -178,6 +186,7 @@ def select(
     progress: int = 0,
     chunk_size: int | None = None,
     on_collapse: str = "freeze",
+    prior=None,
 ) -> Selection:
     """Fit every (covariance family, K) and choose a model by BIC or AIC.
 
@@ -192,6 +201,10 @@ def select(
       criterion: "bic" or "aic"; lower is better.
       max_iter, tol, reg_covar, sample_weight, progress, chunk_size,
         on_collapse: as in ``jgmm.fit``.
+      prior: None, "default" (mclust's conjugate prior for each family and
+        K) or a ``jgmm.Prior`` (one family only): MAP fits, as in
+        ``jgmm.fit``. Their BIC is mclust's with a prior: from the
+        log-likelihood at the posterior mode.
 
     Returns:
       Selection.
@@ -208,6 +221,12 @@ def select(
     progress = check_int(progress, "progress", 0)
     on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
     total_weight = float(jnp.sum(w))  # summed where w lies (it may span processes)
+    if prior is not None and not isinstance(prior, str) and len(families) > 1:
+        raise ValueError(
+            "A jgmm.Prior has one covariance family's shape; pass one family with it, or prior='default'."
+        )
+    priors = {family: check_prior(prior, X, family) for family in families}
+    per_k = isinstance(prior, str)
 
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))
@@ -227,6 +246,7 @@ def select(
             reg_covar,
             None,
             seeds,
+            priors[family][0],
             n_components=Ks[-1],
             covariance_type=family,
             max_iter=max_iter,
@@ -238,6 +258,7 @@ def select(
             progress=(family, progress) if progress else None,
             on_collapse=on_collapse,
             mesh=mesh,
+            prior_per_k=per_k,
         )
         # Not read back yet: the next family compiles while this one runs.
         results[family], statuses[family] = best, restart_status

@@ -26,8 +26,8 @@ import numpy as np
 from jgmm._em import Chunks, add_sums, pass_sums
 from jgmm._fit import (
     ON_COLLAPSE,
+    batched_starts,
     best_member,
-    check_starts,
     collapse_references,
     default_chunk_size,
     em_update,
@@ -35,7 +35,7 @@ from jgmm._fit import (
     initial_state,
     report_progress,
 )
-from jgmm._init import INIT_METHODS, INIT_SAMPLE, initial_params
+from jgmm._init import INIT_METHODS, INIT_SAMPLE
 from jgmm._params import FitResult, GMMParams
 from jgmm._precision import full_precision
 from jgmm._validation import (
@@ -271,15 +271,7 @@ def fit_stream(
     tol, reg_covar = np.asarray(tol, dtype), np.asarray(reg_covar, dtype)
 
     ones = np.ones(sample.shape[0], dtype)
-    if isinstance(init, GMMParams):
-        params = check_starts(init, n_init, K, D, covariance_type, dtype)
-        if params.weights.ndim == 1:
-            params = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_init,) + a.shape), params)
-    else:
-        params = initial_params(
-            key, sample, ones, reg_covar, n_components=K, covariance_type=covariance_type, init=init,
-            n_init=n_init, chunk_size=sample.shape[0],
-        )
+    params = batched_starts(key, sample, ones, init, n_init, K, covariance_type, reg_covar)
     centre = jnp.asarray(centre)
     params = dataclasses.replace(params, means=params.means - centre)
     data_cov, reseed_with = collapse_references(sample - centre, ones, covariance_type, reg_covar, on_collapse)

@@ -51,6 +51,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     Parameters are those of ``sklearn.mixture.GaussianMixture`` (see there);
     ``init_params='kmeans'`` uses jgmm's k-means++ seeding with Lloyd steps.
+    One more: ``prior`` (None, "default" or a ``jgmm.Prior``) fits the
+    posterior mode under a conjugate prior, as ``jgmm.fit(prior=...)``.
 
     Attributes (after ``fit``), as scikit-learn's: weights_ (K,), means_
     (K, D), covariances_, precisions_, precisions_cholesky_ (family shapes),
@@ -60,7 +62,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     jgmm.GMMParams) and status_ (a jgmm.Status).
     """
 
-    _parameter_constraints = dict(_SklearnGaussianMixture._parameter_constraints)
+    _parameter_constraints = {**_SklearnGaussianMixture._parameter_constraints, "prior": "no_validation"}
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -94,6 +97,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.prior = prior
 
     # ------------------------------------------------------------------ fit
 
@@ -124,7 +128,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             result = fit(
                 key, data, self.n_components, self.covariance_type, n_init=n_init, init=init,
                 max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
-                progress=self.verbose_interval if self.verbose else 0,
+                progress=self.verbose_interval if self.verbose else 0, prior=self.prior,
             )
             self._set_fitted(jax.device_get(result))
         return self

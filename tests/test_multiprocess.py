@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import pytest
 
 import jgmm
 

@@ -1,9 +1,12 @@
 """MAP estimation with conjugate priors: the M-step is the mode of Q + log prior."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from conftest import FAMILIES, blobs, clump_start, full_covariances
 from test_em import expected_complete_log_likelihood, log_normal
 
@@ -80,3 +83,33 @@ def test_prior_by_name_and_bad_priors():
         jgmm.fit(jax.random.key(0), X, 2, "diag", prior=default_prior(X, 2, "full"))
     with pytest.raises(ValueError, match="'prior' parameter must be a str among"):
         jgmm.fit(jax.random.key(0), X, 2, prior="flat")
+
+
+def test_select_with_the_default_prior_equals_fit_for_each_cell(x64):
+    X, _ = clump_start("full")  # a clump of duplicates: maximum likelihood collapses onto it
+    key = jax.random.key(2)
+    selection = jgmm.select(key, X, [1, 3], ("full",), n_init=2, prior="default")
+    rows = selection.to_dict()
+    assert "DEGENERATE" not in list(rows["status"])
+    for i, K in enumerate(rows["n_components"]):
+        single = jgmm.fit(jax.random.fold_in(key, int(K)), X, int(K), n_init=2, prior="default")
+        np.testing.assert_allclose(rows["total_log_likelihood"][i], float(single.log_likelihood) * len(X), rtol=1e-9)
+        for a, b in zip(jax.tree.leaves(selection.params("full", int(K))), jax.tree.leaves(single.params)):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match="one covariance family's shape"):
+        jgmm.select(key, X, [1, 2], ("full", "diag"), prior=default_prior(X, 2, "full"))
+
+
+def test_the_estimator_takes_a_prior():
+    X, start = clump_start("full")  # from this start, maximum likelihood collapses a component
+    given = {f"{name}_init": np.asarray(getattr(start, name)) for name in ("weights", "means", "precisions")}
+    with pytest.warns(ConvergenceWarning, match="ill-defined empirical covariance"):
+        jgmm.GaussianMixture(3, **given).fit(X)
+    model = jgmm.GaussianMixture(3, prior="default", **given)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X)
+    assert model.get_params()["prior"] == "default" and model.status_ == jgmm.Status.CONVERGED
+    with jax.enable_x64(True):  # the estimator fits float64 data in float64
+        expected = jgmm.fit(jax.random.key(0), X, 3, init=model._cast(start, np.float64), prior="default")
+    np.testing.assert_allclose(model.means_, expected.params.means, rtol=1e-6)
