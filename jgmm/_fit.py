@@ -50,9 +50,9 @@ import numpy as np
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, suff_stats
 from jgmm._init import INIT_METHODS, initial_params, initialize, member_keys, seed_program, subsample
-from jgmm._params import HEALTHY, FitResult, GMMParams, Status
+from jgmm._params import HEALTHY, FitResult, GMMParams, Status, shift_means
 from jgmm._precision import full_precision
-from jgmm._prior import Prior, default_prior, map_params_and_singular
+from jgmm._prior import Prior, default_prior, map_params_and_singular, prior_for_k
 from jgmm._shard import data_mesh
 from jgmm._validation import (
     check_choice,
@@ -283,10 +283,7 @@ def em_loop(
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
         ll, stats, *worst = em_pass(s.params, chunks, worst=reseed_with is not None)
-        member_prior = prior
-        if prior_per_k:
-            K = jnp.sum(mask).astype(prior.scale.dtype)
-            member_prior = prior._replace(scale=prior.scale * K ** (-2.0 / chunks.X.shape[-1]))
+        member_prior = prior_for_k(prior, jnp.sum(mask)) if prior_per_k else prior
         return em_update(s, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter, reseed_with, member_prior)
 
     def body(carry):
@@ -350,8 +347,9 @@ def best_member(results: FitResult) -> jax.Array:
     return jnp.argmax(score)
 
 
-def _shift_means(params: GMMParams, offset) -> GMMParams:
-    return dataclasses.replace(params, means=params.means + offset)
+def best_of(results: FitResult) -> FitResult:
+    """The FitResult of the ``best_member`` of a batch."""
+    return jax.tree.map(lambda a: a[best_member(results)], results)
 
 
 # On CPU, LLVM's lighter optimisation level compiles the grid program about
@@ -407,9 +405,14 @@ def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int, me
     """Rows per chunk so that one chunk's (members, rows, K, D) work array
     fits in ``CHUNK_BYTES``; at least ``MIN_CHUNK`` rows, at most the rows
     per device."""
-    rows = CHUNK_BYTES // max(1, n_members * K * D * itemsize)
-    rows = 1 << max(int(rows).bit_length() - 1, 0)  # a power of two
-    return int(min(_rows_per_device(N, mesh), max(MIN_CHUNK, rows)))
+    return rows_within(CHUNK_BYTES, n_members * K * D * itemsize, _rows_per_device(N, mesh))
+
+
+def rows_within(budget: int, row_bytes: int, N: int) -> int:
+    """The largest power of two of rows of ``row_bytes`` within ``budget``
+    bytes, at least ``MIN_CHUNK`` and at most N."""
+    rows = budget // max(1, row_bytes)
+    return int(min(N, max(MIN_CHUNK, 1 << max(int(rows).bit_length() - 1, 0))))
 
 
 def _grid_program(
@@ -471,7 +474,7 @@ def _grid_program(
     def start(key, mask, restart, centers):
         if init_params is None:
             return mask_components(initialize(key, chunks, mask, init, covariance_type, reg_covar, centers), mask)
-        params = _shift_means(init_params, -offset)
+        params = shift_means(init_params, -offset)
         if params.weights.ndim == 2:  # one start per restart
             params = jax.tree.map(lambda a: a[restart], params)
         return params
@@ -495,8 +498,8 @@ def _grid_program(
     members = (batched(keys), batched(masks), batched(restarts), None if centers is None else batched(pad(centers)))
     results = jax.lax.map(lambda xs: batch(*xs), members)
     results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
-    best = jax.vmap(lambda r: jax.tree.map(lambda a: a[best_member(r)], r))(results)
-    return best._replace(params=_shift_means(best.params, offset)), results.status
+    best = jax.vmap(best_of)(results)
+    return best._replace(params=shift_means(best.params, offset)), results.status
 
 
 _STATIC = {

@@ -12,7 +12,6 @@ compares them); EM needs no step size and is usually faster.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
@@ -20,8 +19,8 @@ import jax.numpy as jnp
 import optax
 
 from jgmm._em import weighted_log_prob
-from jgmm._fit import batched_starts, best_member
-from jgmm._params import FitResult, GMMParams, Status
+from jgmm._fit import batched_starts, best_of
+from jgmm._params import FitResult, GMMParams, Status, shift_means
 from jgmm._precision import full_precision
 from jgmm._validation import check_covariance_type, check_em_arguments, check_n_components
 
@@ -85,10 +84,9 @@ def _run(free, X, w, tol, optimizer, steps: int, covariance_type: str) -> FitRes
 @functools.partial(jax.jit, static_argnames=("optimizer", "steps", "covariance_type"))
 def _program(starts: GMMParams, X, w, tol, *, optimizer, steps, covariance_type):
     centre = (w @ X) / jnp.sum(w)
-    starts = dataclasses.replace(starts, means=starts.means - centre)
-    results = jax.vmap(lambda p: _run(to_unconstrained(p), X - centre, w, tol, optimizer, steps, covariance_type))(starts)
-    best = jax.tree.map(lambda a: a[best_member(results)], results)
-    return best._replace(params=dataclasses.replace(best.params, means=best.params.means + centre))
+    run = lambda p: _run(to_unconstrained(shift_means(p, -centre)), X - centre, w, tol, optimizer, steps, covariance_type)
+    best = best_of(jax.vmap(run)(starts))
+    return best._replace(params=shift_means(best.params, centre))
 
 
 @full_precision

@@ -21,14 +21,13 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 
 from jgmm._em import Chunks, accumulate, params_from_stats
-from jgmm._params import GMMParams
+from jgmm._params import GMMParams, shift_means
 
 INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
 KMEANS_INITS = ("kmeans++", "k-means++")
@@ -197,4 +196,4 @@ def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init,
     mask = jnp.ones((n_components,), bool)
     start = lambda key, centers: initialize(key, chunks, mask, init, covariance_type, reg_covar, centers)
     params = jax.vmap(start)(restart_keys(key, n_init), None if centers is None else centers[0])
-    return dataclasses.replace(params, means=params.means + chunks.centre)
+    return shift_means(params, chunks.centre)

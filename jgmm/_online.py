@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
 from jgmm._fit import default_chunk_size
-from jgmm._params import GMMParams
+from jgmm._params import GMMParams, shift_means
 from jgmm._validation import check_array, check_sample_weight
 
 STEP_DECAY = 0.6  # α of the default step sizes (t + 2)^(-α)
@@ -68,8 +68,7 @@ def default_step_size(n_steps, decay: float = STEP_DECAY):
 def _online_step(state, X, w, step_size, reg_covar, *, chunk_size):
     shift = state.stats.shift
     params = state.params
-    centred = GMMParams(params.weights, params.means - shift, params.prec_chol, params.covariance_type)
-    total, batch = pass_sums(centred, Chunks(X, w, shift, chunk_size))
+    total, batch = pass_sums(shift_means(params, -shift), Chunks(X, w, shift, chunk_size))
     weight = jnp.sum(w)
     eta = jnp.asarray(default_step_size(state.n_steps) if step_size is None else step_size, X.dtype)
     stats = jax.tree.map(lambda s, b: (1 - eta) * s + eta * b / weight, state.stats[:3], batch[:3])

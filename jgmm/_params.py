@@ -77,7 +77,13 @@ class Status(enum.IntEnum):
     DEGENERATE = 3
 
 
-HEALTHY = (Status.CONVERGED, Status.MAX_ITER)  # the statuses of usable fits
+HEALTHY = (Status.CONVERGED, Status.MAX_ITER)
+
+
+def shift_means(params: GMMParams, offset) -> GMMParams:
+    """``params`` with every mean moved by ``offset`` (D,): the same mixture in
+    coordinates shifted by it (the likelihood is translation invariant)."""
+    return dataclasses.replace(params, means=params.means + offset)  # the statuses of usable fits
 
 
 class FitResult(NamedTuple):

@@ -53,10 +53,17 @@ def default_prior(X, n_components: int, covariance_type: str = "full") -> Prior:
     """
     X = np.asarray(X, np.float64)
     D = X.shape[1]
-    cov = np.atleast_2d(np.cov(X, rowvar=False)) / n_components ** (2 / D)
+    cov = np.atleast_2d(np.cov(X, rowvar=False))
     scale = {"full": cov, "tied": cov, "diag": np.diag(cov), "spherical": np.trace(cov) / D}[covariance_type]
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
-    return Prior(*(jnp.asarray(v, dtype) for v in (1.0, X.mean(axis=0), 0.01, D + 2.0, scale)))
+    prior = Prior(*(jnp.asarray(v, dtype) for v in (1.0, X.mean(axis=0), 0.01, D + 2.0, scale)))
+    return prior_for_k(prior, n_components)
+
+
+def prior_for_k(prior: Prior, K) -> Prior:
+    """``prior`` with its scale divided by K^(2/D), as mclust's default prior
+    scales with the number of components (K may be traced)."""
+    return prior._replace(scale=prior.scale * jnp.asarray(K, prior.scale.dtype) ** (-2.0 / prior.mean.shape[-1]))
 
 
 def map_moments(stats: SuffStats, covariance_type: str, prior: Prior):

@@ -225,8 +225,9 @@ def select(
         raise ValueError(
             "A jgmm.Prior has one covariance family's shape; pass one family with it, or prior='default'."
         )
-    priors = {family: check_prior(prior, X, family) for family in families}
-    per_k = isinstance(prior, str)
+    priors, per_k = {}, False
+    for family in families:
+        priors[family], per_k = check_prior(prior, X, family)
 
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))
@@ -246,7 +247,7 @@ def select(
             reg_covar,
             None,
             seeds,
-            priors[family][0],
+            priors[family],
             n_components=Ks[-1],
             covariance_type=family,
             max_iter=max_iter,

@@ -14,7 +14,6 @@ algorithm R) of ``INIT_SAMPLE`` rows, on which the restarts start as
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -27,16 +26,17 @@ from jgmm._em import Chunks, add_sums, pass_sums
 from jgmm._fit import (
     ON_COLLAPSE,
     batched_starts,
-    best_member,
+    best_of,
     collapse_references,
     default_chunk_size,
     em_update,
     fit_result,
     initial_state,
     report_progress,
+    rows_within,
 )
 from jgmm._init import INIT_METHODS, INIT_SAMPLE
-from jgmm._params import FitResult, GMMParams
+from jgmm._params import FitResult, GMMParams, shift_means
 from jgmm._precision import full_precision
 from jgmm._validation import (
     check_choice,
@@ -267,13 +267,13 @@ def fit_stream(
     N, dtype, centre, sample = first.result()
     D = sample.shape[1]
     K = check_n_components(n_components, N)
-    rows = min(N, chunk_size or max(1024, 1 << (CHUNK_BYTES // (D * dtype.itemsize)).bit_length() - 1))
+    rows = min(N, chunk_size) if chunk_size else rows_within(CHUNK_BYTES, D * dtype.itemsize, N)
     tol, reg_covar = np.asarray(tol, dtype), np.asarray(reg_covar, dtype)
 
     ones = np.ones(sample.shape[0], dtype)
     params = batched_starts(key, sample, ones, init, n_init, K, covariance_type, reg_covar)
     centre = jnp.asarray(centre)
-    params = dataclasses.replace(params, means=params.means - centre)
+    params = shift_means(params, -centre)
     data_cov, reseed_with = collapse_references(sample - centre, ones, covariance_type, reg_covar, on_collapse)
     worst = reseed_with is not None
     mask = jnp.ones((n_init, K), bool)
@@ -290,6 +290,5 @@ def fit_stream(
             report_progress("stream", t, state.log_likelihood, ~state.done, jnp.sum(mask, 1))
         if bool(jnp.all(state.done)):
             break
-    results = fit_result(state)
-    best = jax.tree.map(lambda a: a[best_member(results)], results)
-    return best._replace(params=dataclasses.replace(best.params, means=best.params.means + centre))
+    best = best_of(fit_result(state))
+    return best._replace(params=shift_means(best.params, centre))
