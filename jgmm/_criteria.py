@@ -27,16 +27,19 @@ def information_criteria(total_log_likelihood, p: int, N):
     return -2 * total_log_likelihood + p * math.log(N), -2 * total_log_likelihood + 2 * p
 
 
-def _criteria(params: GMMParams, X):
-    X = checked_data(params, X)
-    return information_criteria(jnp.sum(_log_prob(params, X)), n_parameters(params), X.shape[0])
+def _criteria(params: GMMParams, X, missing: str):
+    X = checked_data(params, X, missing)
+    log_l = jnp.sum(_log_prob(params, X, missing == "marginalize"))
+    return information_criteria(log_l, n_parameters(params), X.shape[0])
 
 
-def bic(params: GMMParams, X) -> jax.Array:
-    """() Bayesian information criterion, -2 Σ_n log p(x_n) + p·log N, X (N, D)."""
-    return _criteria(params, X)[0]
+def bic(params: GMMParams, X, missing: str = "error") -> jax.Array:
+    """() Bayesian information criterion, -2 Σ_n log p(x_n) + p·log N, X (N, D);
+    ``missing="marginalize"``: of the observed entries (``jgmm.log_prob``)."""
+    return _criteria(params, X, missing)[0]
 
 
-def aic(params: GMMParams, X) -> jax.Array:
-    """() Akaike information criterion, -2 Σ_n log p(x_n) + 2p, X (N, D)."""
-    return _criteria(params, X)[1]
+def aic(params: GMMParams, X, missing: str = "error") -> jax.Array:
+    """() Akaike information criterion, -2 Σ_n log p(x_n) + 2p, X (N, D);
+    ``missing="marginalize"``: of the observed entries (``jgmm.log_prob``)."""
+    return _criteria(params, X, missing)[1]

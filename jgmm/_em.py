@@ -19,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jgmm._covariance import FAMILIES, log_gaussian
+from jgmm._missing import fill, missing_sums
 from jgmm._params import GMMParams
 
 
@@ -192,6 +193,7 @@ class Chunks(NamedTuple):
       mesh: static ``jax.sharding.Mesh`` whose first axis X and w are split
         along, or None: one device.
       first_row: index of X's first row in all the data (a device's shard).
+      missing: static; X has missing entries (NaN, ``jgmm._missing``).
     """
 
     X: jax.Array
@@ -200,6 +202,7 @@ class Chunks(NamedTuple):
     size: int
     mesh: Mesh | None = None
     first_row: jax.Array | int = 0
+    missing: bool = False
 
     @property
     def count(self) -> int:
@@ -215,36 +218,36 @@ class Chunks(NamedTuple):
         return X, w, self.first_row + rows
 
 
+def chunk_stats(resp, X, w, covariance_type: str) -> SuffStats:
+    """``suff_stats`` of a centred chunk, about 0."""
+    return suff_stats(resp, X, w, covariance_type=covariance_type, shift=jnp.zeros(X.shape[-1:], X.dtype))
+
+
 def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
     """The statistics of two disjoint sets of rows (same ``shift``)."""
     return SuffStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.shift)
 
 
 def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, value=0.0, combine=operator.add):
-    """Scan the chunks, summing the statistics of responsibilities.
+    """Scan the chunks, summing their statistics.
 
-    ``chunk_fn(X, w, rows) -> (value, resp)`` for one centred chunk (see
-    ``Chunks.read``); the chunks' values are folded by ``combine``, starting
-    from ``value`` (a pytree; by default they are summed). The statistics are
-    taken about the chunks' centre, i.e. with ``shift`` 0 in centred
-    coordinates.
+    ``chunk_fn(X, w, rows) -> (value, stats)`` for one centred chunk (see
+    ``Chunks.read``), stats its SuffStats about 0 (``chunk_stats``); the
+    chunks' values are folded by ``combine``, starting from ``value`` (a
+    pytree; by default they are summed). The statistics are taken about the
+    chunks' centre, i.e. with ``shift`` 0 in centred coordinates.
     """
     if chunks.mesh is not None:
         return _accumulate_shards(chunk_fn, covariance_type, K, chunks, value, combine)
     D, dtype = chunks.X.shape[-1], chunks.X.dtype
-    shift = jnp.zeros((D,), dtype)
 
     def step(carry, c):
         total, stats = carry
         X, w, rows = chunks.read(c)
-        value, resp = chunk_fn(X, w, rows)
-        new = suff_stats(resp, X, w, covariance_type=covariance_type, shift=shift)
+        value, new = chunk_fn(X, w, rows)
         return (combine(total, value), add_stats(stats, new)), None
 
-    zeros = suff_stats(
-        jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype),
-        covariance_type=covariance_type, shift=shift,
-    )
+    zeros = chunk_stats(jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype), covariance_type)
     value = jax.tree.map(lambda v: jnp.asarray(v, dtype), value)
     (total, stats), _ = jax.lax.scan(step, (value, zeros), jnp.arange(chunks.count))
     return total, stats
@@ -289,6 +292,9 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
 
     Memory stays O(chunk·K·D) instead of O(N·K·D), X is never copied, and
     each chunk's responsibilities are used while they are still in cache.
+    Data with missing entries (``chunks.missing``) take the E-step on each
+    sample's observed features and the conditional statistics
+    (``jgmm._missing``); a re-seeding sample has its missing entries filled.
 
     Args:
       params: current GMMParams, in the chunks' centred coordinates.
@@ -305,13 +311,18 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
     D = chunks.X.shape[-1]
 
     def chunk(X, w, rows):
-        log_resp, log_norm = _log_resp(params, X)
+        if chunks.missing:
+            log_norm, sums = missing_sums(params, X, w)
+            stats, X = SuffStats(*sums, jnp.zeros((D,), X.dtype)), fill(X)
+        else:
+            log_resp, log_norm = _log_resp(params, X)
+            stats = chunk_stats(jnp.exp(log_resp), X, w, params.covariance_type)
         value = w @ log_norm
         if worst:
             log_p = jnp.where(w > 0, log_norm, jnp.inf)
             n = jnp.argmin(log_p)
             value = (value, (log_p[n], X[n]))
-        return value, jnp.exp(log_resp)
+        return value, stats
 
     start = (0.0, (jnp.inf, jnp.zeros((D,)))) if worst else 0.0
     return accumulate(chunk, params.covariance_type, params.n_components, chunks, start, _combine(worst))

@@ -370,11 +370,12 @@ def _jitted(program, backend: str):
 
 
 @full_precision
-def seed(key, n_active, X, w, *, n_components: int, init: str, n_init: int, fold_in_k: bool):
+def seed(key, n_active, X, w, *, n_components: int, init: str, n_init: int, fold_in_k: bool, missing: bool):
     """Run ``seed_program`` compiled for the default backend: the
     family-independent start of ``fit_grid``, to share between families."""
     return _jitted(seed_program, jax.default_backend())(
-        key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k
+        key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k,
+        missing=missing,
     )
 
 
@@ -401,11 +402,13 @@ def check_chunk_size(chunk_size, N: int, mesh=None) -> int | None:
     return None if chunk_size is None else min(check_int(chunk_size, "chunk_size", 1), _rows_per_device(N, mesh))
 
 
-def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int, mesh=None) -> int:
-    """Rows per chunk so that one chunk's (members, rows, K, D) work array
-    fits in ``CHUNK_BYTES``; at least ``MIN_CHUNK`` rows, at most the rows
-    per device."""
-    return rows_within(CHUNK_BYTES, n_members * K * D * itemsize, _rows_per_device(N, mesh))
+def default_chunk_size(N: int, K: int, D: int, n_members: int, itemsize: int, mesh=None, per_sample_d2=False) -> int:
+    """Rows per chunk so that one chunk's (members, rows, K, D) work array,
+    or (members, rows, K, D, D) with ``per_sample_d2`` (missing values, full
+    and tied families), fits in ``CHUNK_BYTES``; at least ``MIN_CHUNK`` rows,
+    at most the rows per device."""
+    row_bytes = n_members * K * D * (D if per_sample_d2 else 1) * itemsize
+    return rows_within(CHUNK_BYTES, row_bytes, _rows_per_device(N, mesh))
 
 
 def rows_within(budget: int, row_bytes: int, N: int) -> int:
@@ -438,6 +441,7 @@ def _grid_program(
     on_collapse="freeze",
     mesh=None,
     prior_per_k=False,
+    missing=False,
 ):
     """Fits for several K at once, ``n_init`` restarts each: one program.
 
@@ -455,7 +459,8 @@ def _grid_program(
     (``fit``). ``prior``: None, or a ``jgmm.Prior`` (data coordinates) for
     MAP fits; with ``prior_per_k`` its scale is divided by each cell's
     K^(2/D) (``em_loop``). ``mesh``: the one-axis mesh X and w are split along
-    (``jgmm._shard``), or None.
+    (``jgmm._shard``), or None. ``missing``: X has missing entries (NaN),
+    marginalised (``jgmm._missing``).
 
     Returns:
       best: FitResult with a leading (M,) axis, the best restart of each cell.
@@ -463,10 +468,11 @@ def _grid_program(
     """
     if seeds is None:
         seeds = seed_program(
-            key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k
+            key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k,
+            missing=missing,
         )
     offset, centers = seeds
-    chunks = Chunks(X, w, offset, chunk_size, mesh)
+    chunks = Chunks(X, w, offset, chunk_size, mesh, missing=missing)
     if prior is not None:
         prior = prior._replace(mean=prior.mean - offset)
     data_cov, reseed_with = collapse_references(*subsample(chunks), covariance_type, reg_covar, on_collapse)
@@ -503,10 +509,10 @@ def _grid_program(
 
 
 _STATIC = {
-    seed_program: ("n_components", "init", "n_init", "fold_in_k"),
+    seed_program: ("n_components", "init", "n_init", "fold_in_k", "missing"),
     _grid_program: (
         "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
-        "progress", "on_collapse", "mesh", "prior_per_k",
+        "progress", "on_collapse", "mesh", "prior_per_k", "missing",
     ),
 }
 
@@ -586,6 +592,7 @@ def fit(
     chunk_size: int | None = None,
     on_collapse: str = "freeze",
     prior=None,
+    missing: str = "error",
 ) -> FitResult:
     """Fit a Gaussian mixture by EM, all restarts in one compiled program.
 
@@ -626,6 +633,14 @@ def fit(
         fit the posterior mode (MAP) under the conjugate prior instead, with
         which no component collapses (docs/derivation.md §12). The reported
         log-likelihood is still the data's, at the fitted parameters.
+      missing: "error" (default): NaN in X is refused. "marginalize": NaN
+        entries are missing values (missing at random) and EM is exact for
+        the observed data: each sample's E-step uses its observed features,
+        the M-step the conditional expectations of the missing ones
+        (``jgmm._missing``, docs/derivation.md §13); the log-likelihood is
+        the observed data's. Costs O(K·D³) per sample and iteration for full
+        and tied, O(K·D) for diag and spherical. Starts are found on the data
+        with missing entries filled by the feature means.
 
     Returns:
       FitResult of the best restart (highest log-likelihood among the
@@ -634,9 +649,12 @@ def fit(
     Raises:
       ValueError: on invalid input, before anything is traced.
     """
-    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar)
+    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
+        X, sample_weight, n_init, max_iter, tol, reg_covar, missing
+    )
     progress = check_int(progress, "progress", 0)
     mesh = data_mesh(X)
+    marginalize = missing == "marginalize"
     N, D = X.shape
     K = check_n_components(n_components, N)
     covariance_type = check_covariance_type(covariance_type)
@@ -648,6 +666,9 @@ def fit(
     else:
         check_choice(init, "init", INIT_METHODS)
     prior, prior_per_k = check_prior(prior, X, covariance_type)
+    chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
+        N, K, D, n_init, X.dtype.itemsize, mesh, per_sample_d2=marginalize and covariance_type in ("full", "tied")
+    )
     best, _ = fit_grid(
         key,
         np.array([K], np.int32),
@@ -663,11 +684,12 @@ def fit(
         init=init,
         n_init=n_init,
         fold_in_k=False,
-        chunk_size=check_chunk_size(chunk_size, N, mesh) or default_chunk_size(N, K, D, n_init, X.dtype.itemsize, mesh),
+        chunk_size=chunk_size,
         cells_per_batch=1,
         progress=(covariance_type, progress) if progress else None,
         on_collapse=on_collapse,
         mesh=mesh,
         prior_per_k=prior_per_k,
+        missing=marginalize,
     )
     return jax.tree.map(lambda a: a[0], best)

@@ -26,7 +26,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jgmm._em import Chunks, accumulate, params_from_stats
+from jgmm._em import Chunks, accumulate, chunk_stats, params_from_stats
+from jgmm._missing import fill, observed_mean
 from jgmm._params import GMMParams, shift_means
 
 INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
@@ -94,10 +95,12 @@ def _lloyd(X, w, centers, mask, n_steps):
 
 
 def subsample(chunks: Chunks):
-    """Every s-th row of the data, at most ``INIT_SAMPLE`` of them, centred,
-    and their weights: what the k-means seeding and Lloyd steps see."""
+    """Every s-th row of the data, at most ``INIT_SAMPLE`` of them, centred
+    (missing entries filled with the mean), and their weights: what the
+    k-means seeding and Lloyd steps see."""
     stride = -(-chunks.X.shape[0] // INIT_SAMPLE)
-    return chunks.X[::stride] - chunks.centre, chunks.w[::stride]
+    X = chunks.X[::stride] - chunks.centre
+    return fill(X) if chunks.missing else X, chunks.w[::stride]
 
 
 def kmeans_centers(key: jax.Array, X_sample, w_sample, mask: jax.Array, init: str) -> jax.Array:
@@ -139,9 +142,15 @@ def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, cen
 
 def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, centers=None) -> GMMParams:
     """GMMParams (in the chunks' centred coordinates) from the initial
-    responsibilities of method ``init``, summed over the chunks."""
+    responsibilities of method ``init``, summed over the chunks (missing
+    entries filled with the mean)."""
     resp = initial_resp(key, chunks, mask, init, centers)
-    _, stats = accumulate(lambda X, w, rows: (0.0, resp(X, rows)), covariance_type, mask.shape[0], chunks)
+
+    def chunk(X, w, rows):
+        X = fill(X) if chunks.missing else X
+        return 0.0, chunk_stats(resp(X, rows), X, w, covariance_type)
+
+    _, stats = accumulate(chunk, covariance_type, mask.shape[0], chunks)
     return params_from_stats(stats, covariance_type, reg_covar)
 
 
@@ -157,22 +166,22 @@ def member_keys(key, n_active, n_init: int, fold_in_k: bool):
     return jax.vmap(lambda k: restart_keys(k, n_init))(cell_keys)
 
 
-def seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k):
+def seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k, missing=False):
     """What every family's grid program for these data and members starts
     from; compiled on its own (``jgmm._fit.seed``), ``jgmm.select`` runs it once
-    for all families.
+    for all families. ``missing``: X has missing entries (NaN).
 
     Returns ``seeds``:
-      offset: (D,) the data's weighted mean; the grid program works in data
-        centred there.
+      offset: (D,) the data's weighted mean (of the observed entries); the
+        grid program works in data centred there.
       centers: (M, n_init, K, D) the k-means centres (``kmeans_centers``,
         centred coordinates) of each cell's restarts, keys from
         ``member_keys``; None unless ``init`` is a k-means method.
     """
-    offset = (w @ X) / jnp.sum(w)
+    offset = observed_mean(X, w) if missing else (w @ X) / jnp.sum(w)
     if init not in KMEANS_INITS:
         return offset, None
-    X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0]))
+    X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0], missing=missing))
     M = n_active.shape[0]
     keys = member_keys(key, n_active, n_init, fold_in_k).reshape(-1)
     masks = jnp.repeat(jnp.arange(n_components) < n_active[:, None], n_init, axis=0)

@@ -9,38 +9,55 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from jgmm._covariance import FAMILIES
-from jgmm._em import e_step, weighted_log_prob
+from jgmm._em import weighted_log_prob
+from jgmm._missing import observed_log_prob
 from jgmm._params import GMMParams
 from jgmm._precision import full_precision
 from jgmm._validation import check_array, check_params
 
-_log_prob = jax.jit(lambda params, X: logsumexp(weighted_log_prob(params, X), axis=1))
-_predict = jax.jit(lambda params, X: jnp.argmax(weighted_log_prob(params, X), axis=1))
-_predict_proba = jax.jit(lambda params, X: jnp.exp(e_step(params, X)[0]))
+def _weighted_log_prob(params: GMMParams, X, missing: bool):
+    """(N, K) log π_k + log N(x_n | k), of the observed features if ``missing``."""
+    return observed_log_prob(params, X) if missing else weighted_log_prob(params, X)
 
 
-def checked_data(params: GMMParams, X) -> jax.Array:
-    """X validated against the parameters' number of features."""
+_log_prob = jax.jit(lambda params, X, missing=False: logsumexp(_weighted_log_prob(params, X, missing), axis=1),
+                    static_argnames="missing")
+_predict = jax.jit(lambda params, X, missing: jnp.argmax(_weighted_log_prob(params, X, missing), axis=1),
+                   static_argnames="missing")
+_predict_proba = jax.jit(lambda params, X, missing: jax.nn.softmax(_weighted_log_prob(params, X, missing), axis=1),
+                         static_argnames="missing")
+
+
+def checked_data(params: GMMParams, X, missing: str = "error") -> jax.Array:
+    """X validated against the parameters' number of features; NaN allowed
+    when ``missing`` is "marginalize"."""
     check_params(params)
-    return check_array(X, n_features=params.n_features, expected_by="the mixture")
+    return check_array(X, n_features=params.n_features, expected_by="the mixture", missing=missing)
 
 
 @full_precision
-def log_prob(params: GMMParams, X) -> jax.Array:
-    """(N,) log p(x_n) = log Σ_k π_k N(x_n | μ_k, Σ_k) for X (N, D)."""
-    return _log_prob(params, checked_data(params, X))
+def log_prob(params: GMMParams, X, missing: str = "error") -> jax.Array:
+    """(N,) log p(x_n) = log Σ_k π_k N(x_n | μ_k, Σ_k) for X (N, D).
+
+    ``missing="marginalize"``: NaN entries are missing; p is then the
+    density of each sample's observed features."""
+    return _log_prob(params, checked_data(params, X, missing), missing == "marginalize")
 
 
 @full_precision
-def predict_proba(params: GMMParams, X) -> jax.Array:
-    """(N, K) responsibilities γ(z_nk) for X (N, D); rows sum to 1."""
-    return _predict_proba(params, checked_data(params, X))
+def predict_proba(params: GMMParams, X, missing: str = "error") -> jax.Array:
+    """(N, K) responsibilities γ(z_nk) for X (N, D); rows sum to 1.
+
+    ``missing="marginalize"``: NaN entries are missing (``log_prob``)."""
+    return _predict_proba(params, checked_data(params, X, missing), missing == "marginalize")
 
 
 @full_precision
-def predict(params: GMMParams, X) -> jax.Array:
-    """(N,) int labels argmax_k γ(z_nk) for X (N, D)."""
-    return _predict(params, checked_data(params, X))
+def predict(params: GMMParams, X, missing: str = "error") -> jax.Array:
+    """(N,) int labels argmax_k γ(z_nk) for X (N, D).
+
+    ``missing="marginalize"``: NaN entries are missing (``log_prob``)."""
+    return _predict(params, checked_data(params, X, missing), missing == "marginalize")
 
 
 @functools.partial(jax.jit, static_argnames="n")

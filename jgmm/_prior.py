@@ -47,16 +47,21 @@ def default_prior(X, n_components: int, covariance_type: str = "full") -> Prior:
     no prior on the weights (α = 1).
 
     Args:
-      X: (N, D) the data.
+      X: (N, D) the data; NaN entries (missing values) are left out.
       n_components: K.
       covariance_type: the family, which sets the scale's shape.
     """
     X = np.asarray(X, np.float64)
     D = X.shape[1]
-    cov = np.atleast_2d(np.cov(X, rowvar=False))
+    if np.isnan(X).any():  # missing values: moments of the observed entries, pairwise
+        observed = np.ma.masked_invalid(X)
+        mean, cov = observed.mean(axis=0).data, np.ma.cov(observed, rowvar=False).data
+    else:
+        mean, cov = X.mean(axis=0), np.cov(X, rowvar=False)
+    cov = np.atleast_2d(cov)
     scale = {"full": cov, "tied": cov, "diag": np.diag(cov), "spherical": np.trace(cov) / D}[covariance_type]
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
-    prior = Prior(*(jnp.asarray(v, dtype) for v in (1.0, X.mean(axis=0), 0.01, D + 2.0, scale)))
+    prior = Prior(*(jnp.asarray(v, dtype) for v in (1.0, mean, 0.01, D + 2.0, scale)))
     return prior_for_k(prior, n_components)
 
 

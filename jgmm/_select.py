@@ -187,6 +187,7 @@ def select(
     chunk_size: int | None = None,
     on_collapse: str = "freeze",
     prior=None,
+    missing: str = "error",
 ) -> Selection:
     """Fit every (covariance family, K) and choose a model by BIC or AIC.
 
@@ -200,7 +201,7 @@ def select(
       n_init: restarts per (family, K), k-means++ initialised.
       criterion: "bic" or "aic"; lower is better.
       max_iter, tol, reg_covar, sample_weight, progress, chunk_size,
-        on_collapse: as in ``jgmm.fit``.
+        on_collapse, missing: as in ``jgmm.fit``.
       prior: None, "default" (mclust's conjugate prior for each family and
         K) or a ``jgmm.Prior`` (one family only): MAP fits, as in
         ``jgmm.fit``. Their BIC is mclust's with a prior: from the
@@ -209,7 +210,10 @@ def select(
     Returns:
       Selection.
     """
-    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar)
+    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
+        X, sample_weight, n_init, max_iter, tol, reg_covar, missing
+    )
+    marginalize = missing == "marginalize"
     N, D = X.shape
     Ks = _check_components(n_components, N)
     if isinstance(covariance_types, str):
@@ -233,10 +237,13 @@ def select(
     batch = default_cells_per_batch(len(Ks))
     mesh = data_mesh(X)
     chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
-        N, Ks[-1], D, n_init * batch, X.dtype.itemsize, mesh
+        N, Ks[-1], D, n_init * batch, X.dtype.itemsize, mesh,
+        per_sample_d2=marginalize and not set(families) <= {"diag", "spherical"},
     )
     n_active = np.asarray(Ks, np.int32)
-    seeds = seed(key, n_active, X, w, n_components=Ks[-1], init="kmeans++", n_init=n_init, fold_in_k=True)
+    seeds = seed(
+        key, n_active, X, w, n_components=Ks[-1], init="kmeans++", n_init=n_init, fold_in_k=True, missing=marginalize
+    )
     for family in families:
         best, restart_status = fit_grid(
             key,
@@ -260,6 +267,7 @@ def select(
             on_collapse=on_collapse,
             mesh=mesh,
             prior_per_k=per_k,
+            missing=marginalize,
         )
         # Not read back yet: the next family compiles while this one runs.
         results[family], statuses[family] = best, restart_status

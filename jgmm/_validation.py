@@ -7,12 +7,15 @@ Messages follow scikit-learn's wording for the same cases. Inside jit/vmap
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jgmm._params import COVARIANCE_TYPES, GMMParams
+
+MISSING = ("error", "marginalize")
 
 
 def float_dtype(dtype) -> np.dtype:
@@ -32,7 +35,9 @@ def _is_tracer(x) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
-def check_array(X, *, name: str = "X", n_features: int | None = None, expected_by: str = "the model"):
+def check_array(
+    X, *, name: str = "X", n_features: int | None = None, expected_by: str = "the model", missing: str = "error"
+):
     """Validate a 2-D data array and return it as a floating JAX array.
 
     Args:
@@ -40,11 +45,14 @@ def check_array(X, *, name: str = "X", n_features: int | None = None, expected_b
       name: the argument's name, for messages.
       n_features: if given, the D that X must have.
       expected_by: who expects ``n_features``, for messages.
+      missing: "error" (NaN refused) or "marginalize" (NaN marks a missing
+        entry; infinity is still refused).
 
     Raises:
-      ValueError: non-numeric, not 2-D, empty, NaN or infinite values, or the
-        wrong number of features.
+      ValueError: non-numeric, not 2-D, empty, NaN (unless allowed) or
+        infinite values, or the wrong number of features.
     """
+    missing = check_choice(missing, "missing", MISSING)
     if not isinstance(X, jax.Array):
         try:
             X = np.asarray(X)
@@ -71,10 +79,13 @@ def check_array(X, *, name: str = "X", n_features: int | None = None, expected_b
             f"{name} has {D} features, but {expected_by} is expecting {n_features} features as input."
         )
     if not _is_tracer(X):
-        finite, has_nan = _finiteness(X)
-        if not finite:
-            if has_nan:
-                raise ValueError(f"Input {name} contains NaN.")
+        has_nan, has_inf = _non_finite(X)
+        if has_nan and missing == "error":
+            raise ValueError(
+                f"Input {name} contains NaN. Pass missing='marginalize' to treat NaN entries as missing "
+                "values, or remove or impute them first."
+            )
+        if has_inf:
             raise ValueError(f"Input {name} contains infinity or a value too large for dtype('{X.dtype}').")
     return _as_dtype(X, float_dtype(X.dtype))
 
@@ -87,16 +98,18 @@ def _as_dtype(x, dtype):
 
 
 @jax.jit
-def _jax_finiteness(x):
-    return jnp.all(jnp.isfinite(x)), jnp.any(jnp.isnan(x))
+def _jax_non_finite(x):
+    return jnp.any(jnp.isnan(x)), jnp.any(jnp.isinf(x))
 
 
-def _finiteness(x) -> tuple[bool, bool]:
-    """(all values finite, some value NaN), in numpy for host data."""
+def _non_finite(x) -> tuple[bool, bool]:
+    """(some value NaN, some value infinite), in numpy for host data."""
     if isinstance(x, jax.Array):
-        return tuple(bool(v) for v in _jax_finiteness(x))
+        return tuple(bool(v) for v in _jax_non_finite(x))
     x = np.asarray(x)
-    return bool(np.all(np.isfinite(x))), bool(np.any(np.isnan(x)))
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+        return False, False
+    return bool(np.any(np.isnan(x))), bool(np.any(np.isinf(x)))
 
 
 def check_int(value, name: str, minimum: int) -> int:
@@ -232,12 +245,22 @@ def check_param_values(params: GMMParams) -> GMMParams:
 
 
 def _check_range(X) -> None:
-    """Refuse data so widely spread that second moments overflow X's dtype.
-    Data on devices are reduced there (no copy to the host)."""
+    """Refuse data so widely spread that second moments overflow X's dtype
+    (missing entries ignored), or with a feature never observed. Data on
+    devices are reduced there (no copy to the host)."""
     if _is_tracer(X):
         return
     xp = jnp if isinstance(X, jax.Array) else np
-    spread = float(xp.max(xp.max(X, axis=0) - xp.min(X, axis=0)))
+    with warnings.catch_warnings():  # numpy warns of all-NaN columns, refused below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = xp.nanmax(X, axis=0) - xp.nanmin(X, axis=0)
+    unobserved = np.flatnonzero(np.isnan(np.asarray(spread)))
+    if unobserved.size:
+        raise ValueError(
+            f"Feature(s) {unobserved.tolist()} of X have no observed value (all NaN): nothing can be "
+            "estimated for them. Drop those columns."
+        )
+    spread = float(xp.max(spread))
     limit = float(np.sqrt(np.finfo(X.dtype).max / (4.0 * X.shape[0])))
     if spread > limit:
         raise ValueError(
@@ -247,14 +270,15 @@ def _check_range(X) -> None:
         )
 
 
-def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar):
-    """Validate what ``fit`` and ``select`` share.
+def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar, missing="error"):
+    """Validate what ``fit`` and ``select`` share; NaN entries of X are
+    allowed when ``missing`` is "marginalize".
 
     Returns:
       (X as a floating JAX array, weights (N,), n_init, max_iter, tol and
       reg_covar as scalars of X's dtype).
     """
-    X = check_array(X)
+    X = check_array(X, missing=missing)
     _check_range(X)
     n_init = check_int(n_init, "n_init", 1)
     max_iter = check_int(max_iter, "max_iter", 1)

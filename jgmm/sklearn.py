@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as _SklearnGaussianMixture
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jgmm._criteria import aic, bic
@@ -29,7 +30,7 @@ from jgmm._online import online_init, online_step
 from jgmm._shard import data_mesh
 from jgmm._params import GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
-from jgmm._validation import check_sample_weight, prec_chol_shape
+from jgmm._validation import MISSING, check_sample_weight, prec_chol_shape
 
 # scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans++"
 # (k-means++ seeding and Lloyd steps) is the batched, compiled counterpart.
@@ -51,8 +52,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     Parameters are those of ``sklearn.mixture.GaussianMixture`` (see there);
     ``init_params='kmeans'`` uses jgmm's k-means++ seeding with Lloyd steps.
-    One more: ``prior`` (None, "default" or a ``jgmm.Prior``) fits the
-    posterior mode under a conjugate prior, as ``jgmm.fit(prior=...)``.
+    Two more: ``prior`` (None, "default" or a ``jgmm.Prior``) fits the
+    posterior mode under a conjugate prior, as ``jgmm.fit(prior=...)``; and
+    ``missing`` ("error" or "marginalize"): with "marginalize", NaN entries
+    are missing values, in ``fit`` (exact EM, as ``jgmm.fit(missing=...)``)
+    and in every method that scores or labels samples (their observed
+    features only).
 
     Attributes (after ``fit``), as scikit-learn's: weights_ (K,), means_
     (K, D), covariances_, precisions_, precisions_cholesky_ (family shapes),
@@ -62,7 +67,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     jgmm.GMMParams) and status_ (a jgmm.Status).
     """
 
-    _parameter_constraints = {**_SklearnGaussianMixture._parameter_constraints, "prior": "no_validation"}
+    _parameter_constraints = {
+        **_SklearnGaussianMixture._parameter_constraints,
+        "prior": "no_validation",
+        "missing": [StrOptions(set(MISSING))],
+    }
 
     def __init__(
         self,
@@ -82,6 +91,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         prior=None,
+        missing="error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -98,6 +108,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.prior = prior
+        self.missing = missing
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
+
+    def _validated(self, X, **kwargs):
+        """``validate_data`` for float data; NaN passes when ``missing`` is "marginalize"."""
+        finite = "allow-nan" if self.missing == "marginalize" else True
+        return validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite=finite, **kwargs)
 
     # ------------------------------------------------------------------ fit
 
@@ -111,7 +132,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         self._validate_params()
         given = X
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = self._validated(X, ensure_min_samples=2)
         if X.shape[0] < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
@@ -128,7 +149,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             result = fit(
                 key, data, self.n_components, self.covariance_type, n_init=n_init, init=init,
                 max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
-                progress=self.verbose_interval if self.verbose else 0, prior=self.prior,
+                progress=self.verbose_interval if self.verbose else 0, prior=self.prior, missing=self.missing,
             )
             self._set_fitted(jax.device_get(result))
         return self
@@ -157,8 +178,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return dataclasses.replace(self._method_params(X, w, key, n_init, method), **stacked)
 
     def _method_params(self, X, w, key, n_init, method):
-        """(n_init,)-batched GMMParams where ``fit``'s restarts by ``method`` start."""
+        """(n_init,)-batched GMMParams where ``fit``'s restarts by ``method``
+        start (missing entries filled with their feature's mean)."""
         K, ct = self.n_components, self.covariance_type
+        if self.missing == "marginalize":
+            X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         return initial_params(
             key, X, np.ones(X.shape[0], X.dtype) if w is None else w, self.reg_covar, n_components=K,
             covariance_type=ct, init=method, n_init=n_init,
@@ -253,8 +277,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         starting = not hasattr(self, "_online")
         if starting:
             self._validate_params()
+        if self.missing == "marginalize":
+            raise ValueError("partial_fit does not support missing='marginalize'; use fit, or impute the batches.")
         fitted = hasattr(self, "params_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
+        X = self._validated(X, reset=not fitted)
         with _precision_scope(X.dtype):
             w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
             if not starting:
@@ -292,14 +318,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _checked(self, X):
         """X validated against the fit, and the parameters in X's dtype."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._validated(X, reset=False)
         return X, self._cast(self.params_, X.dtype)
 
     def score_samples(self, X):
         """(N,) log p(x_n) under the fitted mixture."""
         X, params = self._checked(X)
         with _precision_scope(X.dtype):
-            return np.asarray(log_prob(params, X))
+            return np.asarray(log_prob(params, X, self.missing))
 
     def score(self, X, y=None):
         """Mean per-sample log-likelihood of X."""
@@ -309,13 +335,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """(N,) index of the most probable component of each sample."""
         X, params = self._checked(X)
         with _precision_scope(X.dtype):
-            return np.asarray(predict(params, X))
+            return np.asarray(predict(params, X, self.missing))
 
     def predict_proba(self, X):
         """(N, K) responsibilities γ(z_nk)."""
         X, params = self._checked(X)
         with _precision_scope(X.dtype):
-            return np.asarray(predict_proba(params, X))
+            return np.asarray(predict_proba(params, X, self.missing))
 
     def sample(self, n_samples=1):
         """Draw (n_samples, D) samples and their (n_samples,) component labels."""
@@ -333,10 +359,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Bayesian information criterion on X (lower is better)."""
         X, params = self._checked(X)
         with _precision_scope(X.dtype):
-            return float(bic(params, X))
+            return float(bic(params, X, self.missing))
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         X, params = self._checked(X)
         with _precision_scope(X.dtype):
-            return float(aic(params, X))
+            return float(aic(params, X, self.missing))

@@ -1,0 +1,114 @@
+"""Missing values: EM on the observed entries (Ghahramani & Jordan 1994).
+
+NaN entries are missing at random. Sample n's observed features o enter the
+E-step through their marginal, N(x_o | μ_k,o, Σ_k,oo). The M-step takes, per
+sample and component, the conditional mean of the sample,
+x̂_nk = μ_k + Σ_k,·o Σ_k,oo⁻¹ (x_o - μ_k,o) (its observed entries unchanged),
+and the conditional covariance C_nk of its missing entries,
+Σ_k,mm - Σ_k,mo Σ_k,oo⁻¹ Σ_k,om (zero elsewhere). The statistics are then
+
+  N_k = Σ_n γ_nk,  sx_k = Σ_n γ_nk x̂_nk,  sxx_k = Σ_n γ_nk (x̂_nk x̂_nkᵀ + C_nk),
+
+and ``params_from_stats`` turns them into parameters as before
+(docs/derivation.md §13).
+
+One program serves every pattern of missing entries: with O = diag(o), the
+matrix S̃ = O Σ O + (I - O) is Σ_oo on the observed block and the identity
+elsewhere, so its Cholesky factor L gives log |Σ_oo| = log |S̃| and, with
+z = L⁻¹ O (x - μ) and G = L⁻¹ O Σ, the Mahalanobis distance ‖z‖², x̂ = μ + Gᵀ z
+and C = Σ - Gᵀ G. That costs O(K·D³) per sample for the full and tied
+families; for diag and spherical, whose Σ is diagonal, x̂ = μ and C = Σ on
+the missing entries, O(K·D).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+from jax.scipy.special import logsumexp
+
+from jgmm._covariance import FAMILIES
+from jgmm._params import GMMParams
+
+DIAGONAL = ("diag", "spherical")
+
+
+def fill(X: jax.Array) -> jax.Array:
+    """X with its missing (NaN) entries set to 0: in data centred at the mean
+    of the observed values, mean imputation."""
+    return jnp.where(jnp.isnan(X), 0, X)
+
+
+def observed_mean(X: jax.Array, w: jax.Array) -> jax.Array:
+    """(D,) weighted mean of each feature over the samples observing it."""
+    observed = (~jnp.isnan(X)).astype(X.dtype)
+    return (w @ fill(X)) / (w @ observed)
+
+
+def _conditionals(params: GMMParams, X0, O):
+    """(B, K) log N(x_o | μ_k,o, Σ_k,oo) and the conditional moments.
+
+    Returns the log densities, x̂ (B, K, D) and C: (B, K, D, D) for full and
+    tied, (B, K, D) (its diagonal) for diag and spherical.
+    """
+    K, D = params.means.shape
+    family = FAMILIES[params.covariance_type]
+    if params.covariance_type in DIAGONAL:
+        cov = jnp.broadcast_to(family.covariances(params.prec_chol).reshape(K, -1), (K, D))
+        delta = X0[:, None, :] - params.means
+        sq = jnp.sum(O[:, None, :] * delta * delta / cov, axis=-1)
+        log_det = O @ jnp.log(cov).T
+        xhat = O[:, None, :] * X0[:, None, :] + (1 - O)[:, None, :] * params.means
+        C = (1 - O)[:, None, :] * cov
+    else:
+        cov = jnp.broadcast_to(family.covariances(params.prec_chol), (K, D, D))
+        O_cov = O[:, None, :, None] * cov  # O Σ: rows of missing features zeroed
+        S = O_cov * O[:, None, None, :] + (1 - O)[:, None, :, None] * jnp.eye(D, dtype=X0.dtype)
+        L = jnp.linalg.cholesky(S)
+        z = solve_triangular(L, (O[:, None, :] * (X0[:, None, :] - params.means))[..., None], lower=True)[..., 0]
+        G = solve_triangular(L, O_cov, lower=True)
+        sq = jnp.sum(z * z, axis=-1)
+        log_det = 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+        xhat = params.means + jnp.einsum("bkde,bkd->bke", G, z)
+        C = cov - jnp.einsum("bkde,bkdf->bkef", G, G)
+    n_observed = jnp.sum(O, axis=1)[:, None]
+    return -0.5 * (n_observed * math.log(2 * math.pi) + sq + log_det), xhat, C
+
+
+def observed_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
+    """(N, K) log π_k + log N(x_o | μ_k,o, Σ_k,oo), each sample's observed
+    (non-NaN) features only; a sample with none gets log π_k."""
+    O = (~jnp.isnan(X)).astype(X.dtype)
+    return _conditionals(params, fill(X), O)[0] + jnp.log(params.weights)
+
+
+def missing_sums(params: GMMParams, X: jax.Array, w: jax.Array):
+    """The E-step and the statistics of one chunk with missing entries.
+
+    Args:
+      params: GMMParams in the chunk's (centred) coordinates.
+      X: (B, D) samples, NaN where missing.
+      w: (B,) sample weights.
+
+    Returns:
+      log_norm: (B,) log p(x_o) of each sample's observed entries.
+      (nk (K,), sx (K, D), sxx): the statistics about 0, sxx in the family's
+      form (``jgmm._em.SuffStats``).
+    """
+    O = (~jnp.isnan(X)).astype(X.dtype)
+    log_gauss, xhat, C = _conditionals(params, fill(X), O)
+    weighted = log_gauss + jnp.log(params.weights)
+    log_norm = logsumexp(weighted, axis=1)
+    r = jnp.exp(weighted - log_norm[:, None]) * w[:, None]  # (B, K)
+    nk = jnp.sum(r, axis=0)
+    sx = jnp.einsum("bk,bkd->kd", r, xhat)
+    if params.covariance_type in DIAGONAL:
+        sxx = jnp.einsum("bk,bkd->kd", r, xhat * xhat + C)
+    else:
+        sxx = jnp.einsum("bk,bkd,bke->kde", r, xhat, xhat) + jnp.einsum("bk,bkde->kde", r, C)
+        if params.covariance_type == "tied":
+            sxx = jnp.sum(sxx, axis=0)
+    return log_norm, (nk, sx, sxx)
