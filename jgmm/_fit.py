@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgmm._compile import jit
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, suff_stats
 from jgmm._init import INIT_METHODS, initial_params, initialize, member_keys, seed_program, subsample
@@ -352,39 +353,6 @@ def best_of(results: FitResult) -> FitResult:
     return jax.tree.map(lambda a: a[best_member(results)], results)
 
 
-# On CPU, LLVM's lighter optimisation level compiles the grid program about
-# 15% faster (2.5 s instead of 2.9 s per family on the selection benchmark,
-# experiments/bench_select.py, 2-core CPU). XLA's older fusion code generator
-# (``xla_cpu_use_fusion_emitters=False``) would compile faster still, but it
-# is being retired upstream (a later XLA may reject the option), so it stays
-# off.
-_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
-
-
-@functools.cache
-def _jitted(program, backend: str):
-    """``program`` jitted with its static arguments (``_STATIC``) and, on
-    CPU, ``_CPU_COMPILER_OPTIONS``."""
-    options = _CPU_COMPILER_OPTIONS if backend == "cpu" else None
-    return jax.jit(program, static_argnames=_STATIC[program], compiler_options=options)
-
-
-@full_precision
-def seed(key, n_active, X, w, *, n_components: int, init: str, n_init: int, fold_in_k: bool, missing: bool):
-    """Run ``seed_program`` compiled for the default backend: the
-    family-independent start of ``fit_grid``, to share between families."""
-    return _jitted(seed_program, jax.default_backend())(
-        key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k,
-        missing=missing,
-    )
-
-
-@full_precision
-def fit_grid(*args, **kwargs):
-    """Run ``_grid_program`` compiled for the default backend (see there)."""
-    return _jitted(_grid_program, jax.default_backend())(*args, **kwargs)
-
-
 def default_cells_per_batch(n_cells: int) -> int:
     """Cells (K values) fitted side by side: all on an accelerator; a few on
     CPU, where running cells one after another lets each stop as soon as its
@@ -508,13 +476,17 @@ def _grid_program(
     return best._replace(params=shift_means(best.params, offset)), results.status
 
 
-_STATIC = {
-    seed_program: ("n_components", "init", "n_init", "fold_in_k", "missing"),
-    _grid_program: (
-        "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
-        "progress", "on_collapse", "mesh", "prior_per_k", "missing",
-    ),
-}
+# The programs compiled (``jgmm._compile.jit``), with full-precision matrix
+# products: ``seed`` runs ``seed_program``, the family-independent start of
+# ``fit_grid``, which ``jgmm.select`` shares between families; ``fit_grid``
+# runs ``_grid_program``.
+compiled_seed = jit(seed_program, static_argnames=("n_components", "init", "n_init", "fold_in_k", "missing"))
+compiled_grid = jit(_grid_program, static_argnames=(
+    "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
+    "progress", "on_collapse", "mesh", "prior_per_k", "missing",
+))
+seed = full_precision(compiled_seed)
+fit_grid = full_precision(compiled_grid)
 
 
 def check_prior(prior, X, covariance_type: str):

@@ -12,12 +12,12 @@ compares them); EM needs no step size and is usually faster.
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from jgmm._compile import jit
 from jgmm._em import weighted_log_prob
 from jgmm._fit import batched_starts, best_of
 from jgmm._params import FitResult, GMMParams, Status, shift_means
@@ -81,7 +81,7 @@ def _run(free, X, w, tol, optimizer, steps: int, covariance_type: str) -> FitRes
     return FitResult(params, ll, t, status == Status.CONVERGED, status, history)
 
 
-@functools.partial(jax.jit, static_argnames=("optimizer", "steps", "covariance_type"))
+@jit(static_argnames=("optimizer", "steps", "covariance_type"))
 def _program(starts: GMMParams, X, w, tol, *, optimizer, steps, covariance_type):
     centre = (w @ X) / jnp.sum(w)
     run = lambda p: _run(to_unconstrained(shift_means(p, -centre)), X - centre, w, tol, optimizer, steps, covariance_type)

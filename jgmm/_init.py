@@ -21,11 +21,11 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
 
+from jgmm._compile import jit
 from jgmm._em import Chunks, accumulate, chunk_stats, params_from_stats
 from jgmm._missing import fill, observed_mean
 from jgmm._params import GMMParams, shift_means
@@ -189,7 +189,7 @@ def seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k, 
     return offset, centers.reshape((M, n_init) + centers.shape[1:])
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size"))
+@jit(static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size"))
 def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init, n_init, chunk_size):
     """(n_init,)-batched GMMParams where ``fit``'s restarts would start.
 

@@ -13,12 +13,12 @@ of the expected log-likelihood. See docs/derivation.md.
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jgmm._compile import jit
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
 from jgmm._fit import default_chunk_size
@@ -45,7 +45,7 @@ class OnlineState(NamedTuple):
     log_likelihood: jax.Array
 
 
-@jax.jit
+@jit
 def online_init(params: GMMParams) -> OnlineState:
     """The state whose statistics are those ``params`` imply per unit weight:
     N_k = π_k, sx_k = π_k d_k, sxx from Σ_k + d_k d_kᵀ (d_k = μ_k - c), about
@@ -64,7 +64,7 @@ def default_step_size(n_steps, decay: float = STEP_DECAY):
     return (n_steps + 2.0) ** -decay
 
 
-@functools.partial(jax.jit, static_argnames="chunk_size")
+@jit(static_argnames="chunk_size")
 def _online_step(state, X, w, step_size, reg_covar, *, chunk_size):
     shift = state.stats.shift
     params = state.params

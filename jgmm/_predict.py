@@ -20,12 +20,19 @@ def _weighted_log_prob(params: GMMParams, X, missing: bool):
     return observed_log_prob(params, X) if missing else weighted_log_prob(params, X)
 
 
-_log_prob = jax.jit(lambda params, X, missing=False: logsumexp(_weighted_log_prob(params, X, missing), axis=1),
-                    static_argnames="missing")
-_predict = jax.jit(lambda params, X, missing: jnp.argmax(_weighted_log_prob(params, X, missing), axis=1),
-                   static_argnames="missing")
-_predict_proba = jax.jit(lambda params, X, missing: jax.nn.softmax(_weighted_log_prob(params, X, missing), axis=1),
-                         static_argnames="missing")
+@functools.partial(jax.jit, static_argnames="missing")
+def _log_prob(params: GMMParams, X, missing: bool = False):
+    return logsumexp(_weighted_log_prob(params, X, missing), axis=1)
+
+
+@functools.partial(jax.jit, static_argnames="missing")
+def _predict(params: GMMParams, X, missing: bool):
+    return jnp.argmax(_weighted_log_prob(params, X, missing), axis=1)
+
+
+@functools.partial(jax.jit, static_argnames="missing")
+def _predict_proba(params: GMMParams, X, missing: bool):
+    return jax.nn.softmax(_weighted_log_prob(params, X, missing), axis=1)
 
 
 def checked_data(params: GMMParams, X, missing: str = "error") -> jax.Array:

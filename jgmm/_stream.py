@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgmm._compile import jit
 from jgmm._em import Chunks, add_sums, pass_sums
 from jgmm._fit import (
     ON_COLLAPSE,
@@ -155,20 +156,20 @@ class _FirstPass:
         return self.N, dtype, (self.total / self.N).astype(dtype), self.sample[: min(self.N, INIT_SAMPLE)].astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_size", "worst"))
+@jit(static_argnames=("chunk_size", "worst"))
 def _chunk_sums(params, X, w, centre, *, chunk_size, worst):
     """``pass_sums`` of every member (leading axis of params) on one chunk."""
     chunks = Chunks(X, w, centre, chunk_size)
     return jax.vmap(lambda p: pass_sums(p, chunks, worst))(params)
 
 
-@functools.partial(jax.jit, static_argnames="worst")
+@jit(static_argnames="worst")
 def _add(a, b, *, worst):
     """Every member's ``add_sums``."""
     return jax.vmap(functools.partial(add_sums, worst=worst))(a, b)
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter", "worst"))
+@jit(static_argnames=("max_iter", "worst"))
 def _update(s, mask, sums, N, tol, reg_covar, data_cov, reseed_with, *, max_iter, worst):
     """Every member's ``em_update`` from its sums over the N samples."""
 

@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
@@ -12,6 +14,29 @@ import jgmm
 FAMILIES = ("full", "tied", "diag", "spherical")
 MAX_MAPPINGS = 25_000
 _MAPS = Path("/proc/self/maps")
+
+
+def pytest_configure(config):
+    """One persistent compilation cache (JAX's own, in a fresh temporary
+    folder) for the whole run: the parallel test processes and the
+    subprocesses the tests start inherit it, so a program one of them compiled
+    is loaded, not compiled again, by the others. Each program is still
+    compiled by XLA once per run; nothing outlives the run."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    if not hasattr(config, "workerinput"):  # the main process makes the folder
+        cache = tempfile.mkdtemp(prefix="jgmm-test-cache-")
+        config._jgmm_cache = cache
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.3"
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_jgmm_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")

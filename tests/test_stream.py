@@ -60,7 +60,9 @@ def test_reseeding_in_a_stream_equals_the_in_memory_fit(x64, covariance_type):
         jax.random.key(0), chunks, 3, covariance_type, init=start, on_collapse="reseed", chunk_size=64
     )
     assert int(in_memory.n_iter) > 1
-    assert_same_fit(streamed, in_memory, rtol=1e-10)
+    # The clump's variance sits at reg_covar, a difference of second moments
+    # that cancel: rounding (summation order) shows at ~1e-9 there.
+    assert_same_fit(streamed, in_memory, rtol=1e-8)
 
 
 def test_restarts_from_the_reservoir_sample_find_the_clusters():

@@ -1,0 +1,53 @@
+"""How jgmm's programs are compiled: ``jax.jit`` with, on CPU, compiler
+options that make them compile faster and run as fast or faster.
+
+Measured with experiments/bench_select.py (2-core CPU): LLVM's lighter
+optimisation level and XLA's older fusion code generator (instead of the
+MLIR fusion emitters) take a cold model selection from 10.5 s to 7.7 s, the
+warm one from 2.9 s to 2.7 s, and the test suite from 11 to 8 minutes. The
+older code generator is being retired upstream; a jaxlib without it refuses
+the option ("No such compile option"), so it is used only where accepted.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+FUSION_EMITTERS_OFF = {"xla_cpu_use_fusion_emitters": False}
+
+
+@functools.cache
+def cpu_compiler_options() -> dict:
+    """``CPU_COMPILER_OPTIONS``, with ``FUSION_EMITTERS_OFF`` if this XLA knows it."""
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=FUSION_EMITTERS_OFF).lower(jnp.zeros(())).compile()
+    except jax.errors.JaxRuntimeError:
+        return CPU_COMPILER_OPTIONS
+    return {**CPU_COMPILER_OPTIONS, **FUSION_EMITTERS_OFF}
+
+
+@functools.cache
+def jitted(fun, static_argnames: tuple, backend: str):
+    """``fun`` under ``jax.jit`` for ``backend``, with ``cpu_compiler_options()`` on CPU."""
+    options = cpu_compiler_options() if backend == "cpu" else None
+    return jax.jit(fun, static_argnames=static_argnames, compiler_options=options)
+
+
+def jit(fun=None, *, static_argnames=()):
+    """``jax.jit`` (as a decorator too) compiling for the default backend with
+    its options (``jitted``); ``.lower`` as jax.jit's."""
+    if fun is None:
+        return functools.partial(jit, static_argnames=static_argnames)
+    static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    program = lambda: jitted(fun, static_argnames, jax.default_backend())
+
+    @functools.wraps(fun)
+    def run(*args, **kwargs):
+        return program()(*args, **kwargs)
+
+    run.lower = lambda *args, **kwargs: program().lower(*args, **kwargs)
+    return run
