@@ -489,17 +489,17 @@ seed = full_precision(compiled_seed)
 fit_grid = full_precision(compiled_grid)
 
 
-def check_prior(prior, X, covariance_type: str):
+def check_prior(prior, X, covariance_type: str, w=None):
     """``prior`` as ``fit`` and ``select`` take it: None, "default" or a
     ``Prior`` whose arrays fit the data and family; in X's dtype. Returns
-    (prior, prior_per_k): "default" is mclust's prior for K = 1, whose scale
-    the program divides by each fit's K^(2/D)."""
+    (prior, prior_per_k): "default" is mclust's prior for K = 1 of X with
+    sample weights w, whose scale the program divides by each fit's K^(2/D)."""
     if prior is None:
         return None, False
     per_k = isinstance(prior, str)
     if per_k:
         check_choice(prior, "prior", ("default",))
-        prior = default_prior(np.asarray(X), 1, covariance_type)
+        prior = default_prior(X, 1, covariance_type, sample_weight=w)
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be None, 'default' or a jgmm.Prior, got {type(prior).__name__}.")
     D = X.shape[1]
@@ -637,7 +637,7 @@ def fit(
         init = "params"
     else:
         check_choice(init, "init", INIT_METHODS)
-    prior, prior_per_k = check_prior(prior, X, covariance_type)
+    prior, prior_per_k = check_prior(prior, X, covariance_type, w)
     chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
         N, K, D, n_init, X.dtype.itemsize, mesh, per_sample_d2=marginalize and covariance_type in ("full", "tied")
     )

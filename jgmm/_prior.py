@@ -40,27 +40,32 @@ class Prior(NamedTuple):
     scale: jax.Array
 
 
-def default_prior(X, n_components: int, covariance_type: str = "full") -> Prior:
+def default_prior(X, n_components: int, covariance_type: str = "full", sample_weight=None) -> Prior:
     """mclust's default prior for these data (``defaultPrior``): μ_p the data's
     mean, κ = 0.01, ν = D + 2, and the scale the data's covariance (its
     diagonal for diag, the mean variance for spherical) divided by K^(2/D);
     no prior on the weights (α = 1).
 
     Args:
-      X: (N, D) the data; NaN entries (missing values) are left out.
+      X: (N, D) the data; NaN entries (missing values) are left out: the
+        mean of each feature over its observed entries, the covariances over
+        the pairs observed together. Data on devices are reduced there.
       n_components: K.
       covariance_type: the family, which sets the scale's shape.
+      sample_weight: optional (N,) weights (an integer weight m counts a row
+        m times; rows of weight 0, such as ``jgmm.shard``'s padding, not at all).
     """
-    X = np.asarray(X, np.float64)
-    D = X.shape[1]
-    if np.isnan(X).any():  # missing values: moments of the observed entries, pairwise
-        observed = np.ma.masked_invalid(X)
-        mean, cov = observed.mean(axis=0).data, np.ma.cov(observed, rowvar=False).data
-    else:
-        mean, cov = X.mean(axis=0), np.cov(X, rowvar=False)
-    cov = np.atleast_2d(cov)
-    scale = {"full": cov, "tied": cov, "diag": np.diag(cov), "spherical": np.trace(cov) / D}[covariance_type]
+    xp = jnp if isinstance(X, jax.Array) else np
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    X = xp.asarray(X, dtype)
+    D = X.shape[1]
+    w = xp.ones(X.shape[:1], dtype) if sample_weight is None else xp.asarray(sample_weight, dtype)
+    observed = (~xp.isnan(X)).astype(dtype)
+    mean = (w @ xp.where(observed > 0, X, 0)) / (w @ observed)
+    centred = xp.where(observed > 0, X - mean, 0)
+    pairs = (observed * w[:, None]).T @ observed  # (D, D) weight observed in both features
+    cov = (centred * w[:, None]).T @ centred / (pairs - 1)  # np.cov's N - 1 for unit weights
+    scale = {"full": cov, "tied": cov, "diag": xp.diag(cov), "spherical": xp.trace(cov) / D}[covariance_type]
     prior = Prior(*(jnp.asarray(v, dtype) for v in (1.0, mean, 0.01, D + 2.0, scale)))
     return prior_for_k(prior, n_components)
 

@@ -231,7 +231,7 @@ def select(
         )
     priors, per_k = {}, False
     for family in families:
-        priors[family], per_k = check_prior(prior, X, family)
+        priors[family], per_k = check_prior(prior, X, family, w)
 
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))

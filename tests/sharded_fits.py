@@ -52,6 +52,10 @@ def main():
         Xs, ws = jgmm.shard(X)
         one = jgmm.select(jax.random.key(0), X, range(1, 3), ("tied",), n_init=2)
         four = jgmm.select(jax.random.key(0), Xs, range(1, 3), ("tied",), n_init=2, sample_weight=ws)
+        # mclust's default prior from the data where they lie, padding left out
+        one_map = jgmm.fit(jax.random.key(0), X, 2, "diag", prior="default")
+        four_map = jgmm.fit(jax.random.key(0), Xs, 2, "diag", prior="default", sample_weight=ws)
+        out["fit default prior"] = largest_relative_difference(one_map.params, four_map.params)
         out["select bic"] = float(np.max(np.abs(one.to_dict()["bic"] - four.to_dict()["bic"]) / np.abs(one.to_dict()["bic"])))
         out["select best"] = [list(one.best), list(four.best)]
     with jax.enable_x64(True):

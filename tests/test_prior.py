@@ -74,6 +74,20 @@ def test_default_prior_is_mclusts(x64):
     assert float(default_prior(X, 3, "spherical").scale) == pytest.approx(np.trace(np.cov(X, rowvar=False)) / 2 / 3)
 
 
+def test_default_prior_counts_weights_and_leaves_out_missing_entries(x64):
+    X = jgmm.load_faithful()
+    counts = np.arange(len(X)) % 3  # weights 0, 1, 2
+    weighted = default_prior(jnp.asarray(X), 2, "full", sample_weight=counts)  # reduced on the device
+    for a, b in zip(weighted, default_prior(np.repeat(X, counts, axis=0), 2, "full")):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    X_missing = X.copy()
+    X_missing[::7, 0], X_missing[3::11, 1] = np.nan, np.nan
+    observed = np.ma.masked_invalid(X_missing)
+    prior = default_prior(X_missing, 1, "full")
+    np.testing.assert_allclose(prior.mean, observed.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(prior.scale, np.ma.cov(observed, rowvar=False), rtol=1e-12)  # pairwise
+
+
 def test_prior_by_name_and_bad_priors():
     X, _, _ = blobs(4, N=200, D=2, K=2)
     by_name = jgmm.fit(jax.random.key(0), X, 2, "diag", prior="default")
