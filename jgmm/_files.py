@@ -20,15 +20,17 @@ class DataError(ValueError):
 SUFFIXES = (".csv", ".npy", ".npz")
 
 
-def read_data(path) -> np.ndarray:
+def read_data(path, missing: str = "error") -> np.ndarray:
     """(N, D) float64 samples from a .csv (header row optional), .npy or .npz file.
 
     A 1-D array is one feature (a column). An .npz file must hold one array,
-    or one named ``X``.
+    or one named ``X``. With ``missing="marginalize"``, empty CSV cells and
+    NaN values are missing values (NaN).
 
     Raises:
-      DataError: missing, unreadable or foreign file; missing, non-numeric,
-        NaN or infinite cells (with line and column); ragged rows; empty data.
+      DataError: missing, unreadable or foreign file; non-numeric or infinite
+        cells, and (unless ``missing="marginalize"``) empty or NaN cells (with
+        line and column); ragged rows; empty data.
     """
     path = Path(path)
     if not path.is_file():
@@ -36,7 +38,7 @@ def read_data(path) -> np.ndarray:
     suffix = path.suffix.lower()
     line_numbers = None
     if suffix == ".csv":
-        X, line_numbers = _read_csv(path)
+        X, line_numbers = _read_csv(path, missing == "marginalize")
     elif suffix in (".npy", ".npz"):
         X = _read_numpy(path)
     else:
@@ -45,7 +47,7 @@ def read_data(path) -> np.ndarray:
         X = X[:, None]
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"{path}: expected a table of samples × features, got an array of shape {X.shape}")
-    _check_finite(path, X, line_numbers)
+    _check_finite(path, X, line_numbers, missing == "marginalize")
     return X
 
 
@@ -72,8 +74,9 @@ def _read_numpy(path: Path) -> np.ndarray:
     return np.asarray(data, np.float64)
 
 
-def _read_csv(path: Path):
-    """(N, D) values and the file's line number of each row."""
+def _read_csv(path: Path, empty_is_nan: bool):
+    """(N, D) values and the file's line number of each row; empty cells
+    are NaN if ``empty_is_nan``."""
     try:
         with open(path, newline="", encoding="utf-8") as file:
             rows = list(csv.reader(file))
@@ -91,9 +94,12 @@ def _read_csv(path: Path):
             raise DataError(f"{path}: line {number} has {len(row)} columns, expected {width} like line {lines[0][0]}")
         for j, cell in enumerate(row):
             try:
-                values[i, j] = float(cell)
+                values[i, j] = np.nan if empty_is_nan and not cell.strip() else float(cell)
             except ValueError:
-                what = "is empty (missing value)" if not cell.strip() else f"{cell.strip()!r} is not a number"
+                what = (
+                    "is empty (missing value; pass --missing marginalize to fit around it)"
+                    if not cell.strip() else f"{cell.strip()!r} is not a number"
+                )
                 raise DataError(f"{path}: line {number}, column {j + 1}: {what}") from None
     return values, [number for number, _ in lines]
 
@@ -106,10 +112,11 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _check_finite(path: Path, X: np.ndarray, line_numbers) -> None:
-    bad = np.argwhere(~np.isfinite(X))
+def _check_finite(path: Path, X: np.ndarray, line_numbers, allow_nan: bool) -> None:
+    bad = np.argwhere(np.isinf(X) if allow_nan else ~np.isfinite(X))
     if bad.size:
         i, j = bad[0]
         what = "NaN" if np.isnan(X[i, j]) else "infinite"
         where = f"line {line_numbers[i]}" if line_numbers is not None else f"row {i + 1}"
-        raise DataError(f"{path}: {where}, column {j + 1}: value is {what}; remove or impute it")
+        fix = "remove it" if allow_nan else "remove or impute it, or pass --missing marginalize"
+        raise DataError(f"{path}: {where}, column {j + 1}: value is {what}; {fix}")

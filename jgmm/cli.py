@@ -19,12 +19,14 @@ import numpy as np
 from jgmm._files import DataError, read_data
 from jgmm._io import atomic_write
 from jgmm._params import COVARIANCE_TYPES
+from jgmm._validation import MISSING
 
 PROGRESS_EVERY = 10
 
 
-def format_mixture(params, X, status=None, n_iter=None) -> str:
-    """A readable report of fitted parameters on data X (N, D)."""
+def format_mixture(params, X, status=None, n_iter=None, missing="error") -> str:
+    """A readable report of fitted parameters on data X (N, D); ``missing``
+    as in ``jgmm.log_prob``."""
     import jgmm
 
     weights = np.asarray(params.weights)
@@ -33,7 +35,7 @@ def format_mixture(params, X, status=None, n_iter=None) -> str:
     if params.covariance_type == "tied":
         covariances = np.broadcast_to(covariances, (params.n_components,) + covariances.shape)
     N = np.shape(X)[0]
-    log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X))))
+    log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X, missing))))
     lines = [
         f"Gaussian mixture: K = {params.n_components}, covariance_type = {params.covariance_type!r}, "
         f"N = {N}, D = {params.n_features}",
@@ -43,7 +45,7 @@ def format_mixture(params, X, status=None, n_iter=None) -> str:
         lines.append(f"status: {name} after {int(n_iter)} iterations")
     lines += [
         f"mean log-likelihood: {log_likelihood:.6f}   total: {log_likelihood * N:.4f}",
-        f"BIC: {float(jgmm.bic(params, X)):.4f}   AIC: {float(jgmm.aic(params, X)):.4f}   "
+        f"BIC: {float(jgmm.bic(params, X, missing)):.4f}   AIC: {float(jgmm.aic(params, X, missing)):.4f}   "
         f"parameters: {jgmm.n_parameters(params)}",
     ]
     with np.printoptions(precision=4, suppress=True):
@@ -106,7 +108,7 @@ def _progress(args) -> int:
 
 
 def _data(path, args) -> np.ndarray:
-    X = read_data(path)
+    X = read_data(path, args.missing)
     return X if args.x64 else X.astype(np.float32)
 
 
@@ -143,7 +145,7 @@ def _select_and_report(X, args, name: str, split=None):
     selection = jgmm.select(
         jax.random.key(args.seed), data, args.k, args.covariance_type, n_init=args.n_init,
         criterion=args.criterion, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
-        progress=_progress(args), sample_weight=weights,
+        progress=_progress(args), sample_weight=weights, missing=args.missing,
     )
     if jax.process_index() != 0:
         return selection
@@ -152,7 +154,7 @@ def _select_and_report(X, args, name: str, split=None):
     row = selection.to_dict()
     chosen = (row["covariance_type"] == family) & (row["n_components"] == K)
     print(f"\nchosen by {args.criterion.upper()}: covariance_type={family!r}, K={K}")
-    print(format_mixture(selection.best_params, X, row["status"][chosen][0], row["n_iter"][chosen][0]))
+    print(format_mixture(selection.best_params, X, row["status"][chosen][0], row["n_iter"][chosen][0], args.missing))
     if args.plot:
         _plots(selection, X, args.plot, name)
     return selection
@@ -170,8 +172,8 @@ def _plots(selection, X, prefix: str, name: str):
     ax = selection.plot()
     ax.set_title(f"{name}: {selection.criterion.upper()} by K and covariance family")
     figures["criterion"] = ax.figure
-    if X.shape[1] >= 2:
-        figures["mixture"] = jgmm.plot_mixture(selection.best_params, X).figure
+    if X.shape[1] >= 2:  # the rows with every feature observed
+        figures["mixture"] = jgmm.plot_mixture(selection.best_params, X[~np.isnan(X).any(axis=1)]).figure
     for kind, figure in figures.items():
         path = Path(f"{prefix}_{kind}.png")
         atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=120, bbox_inches="tight"))
@@ -212,10 +214,10 @@ def _predict(args) -> int:
 
     params, X = _model_and_data(args)
     if args.proba:
-        values = np.asarray(jgmm.predict_proba(params, X))
+        values = np.asarray(jgmm.predict_proba(params, X, args.missing))
         header, fmt = ",".join(f"p{k}" for k in range(params.n_components)), "%.8g"
     else:
-        values, header, fmt = np.asarray(jgmm.predict(params, X))[:, None], "label", "%d"
+        values, header, fmt = np.asarray(jgmm.predict(params, X, args.missing))[:, None], "label", "%d"
     if args.out is None:
         np.savetxt(sys.stdout, values, fmt=fmt, delimiter=",", header=header, comments="")
     else:
@@ -227,11 +229,11 @@ def _score(args) -> int:
     import jgmm
 
     params, X = _model_and_data(args)
-    log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X))))
+    log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X, args.missing))))
     print(f"mean log-likelihood: {log_likelihood:.6f}")
     print(f"total log-likelihood: {log_likelihood * X.shape[0]:.4f}")
-    print(f"BIC: {float(jgmm.bic(params, X)):.4f}")
-    print(f"AIC: {float(jgmm.aic(params, X)):.4f}")
+    print(f"BIC: {float(jgmm.bic(params, X, args.missing)):.4f}")
+    print(f"AIC: {float(jgmm.aic(params, X, args.missing)):.4f}")
     return 0
 
 
@@ -240,6 +242,9 @@ def _score(args) -> int:
 
 def _add_common(parser, seed=True):
     parser.add_argument("--x64", action="store_true", help="compute in float64 (default float32)")
+    parser.add_argument("--missing", choices=MISSING, default="error",
+                        help="empty or NaN cells: 'error' (default) refuses them; 'marginalize' treats them as "
+                             "missing values, each row counting by its observed features")
     if seed:
         parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 

@@ -74,6 +74,20 @@ def test_fit_predict_score_round_trip(run, faithful_csv, tmp_path):
     assert reported == pytest.approx(float(np.mean(jgmm.log_prob(params, X))), rel=1e-5)
 
 
+def test_missing_cells_are_refused_or_marginalized(run, faithful_csv, tmp_path):
+    lines = faithful_csv.read_text().splitlines()
+    lines[5] = "," + lines[5].split(",")[1]  # line 6: eruptions missing
+    lines[9] = lines[9].split(",")[0] + ","  # line 10: waiting missing
+    faithful_csv.write_text("\n".join(lines) + "\n")
+    out = run("fit", faithful_csv, "--k", "2")
+    assert out.returncode == 2 and "line 6, column 1: is empty" in out.stderr and "--missing marginalize" in out.stderr
+    out = run("fit", faithful_csv, "--k", "2:3", "--covariance-type", "tied", "--missing", "marginalize")
+    assert out.returncode == 0, out.stderr
+    assert "chosen by BIC: covariance_type='tied'" in out.stdout
+    labels = run("predict", "model.npz", faithful_csv, "--missing", "marginalize")
+    assert labels.returncode == 0 and len(labels.stdout.splitlines()) == 1 + 272
+
+
 def test_fit_reads_npy_and_npz_and_x64_saves_float64(run, tmp_path):
     X = jgmm.load_faithful()
     np.save(tmp_path / "x.npy", X)
@@ -95,7 +109,7 @@ def test_help_for_each_command(run, command):
     [
         ({"d.csv": "a,b\n1,2\n3,x\n"}, ("fit", "d.csv"), "d.csv: line 3, column 2: 'x' is not a number"),
         ({"d.csv": "1,2\n3,nan\n"}, ("fit", "d.csv"), "d.csv: line 2, column 2: value is NaN"),
-        ({"d.csv": "1,2\n,2\n"}, ("fit", "d.csv"), "d.csv: line 2, column 1: is empty (missing value)"),
+        ({"d.csv": "1,2\n,2\n"}, ("fit", "d.csv"), "d.csv: line 2, column 1: is empty (missing value; pass --missing marginalize"),
         ({}, ("fit", "absent.csv"), "absent.csv: no such file"),
         ({"m.npz": "not a model"}, ("score", "m.npz", "d.csv"), "m.npz: not a valid jgmm model file"),
         ({"d.csv": "1,2,3\n4,5,6\n"}, ("score", "model.npz", "d.csv"),

@@ -37,7 +37,7 @@ def test_numpy_files(tmp_path):
     [
         ("a,b\n1,2\n3,x\n", "line 3, column 2: 'x' is not a number"),
         ("1,2\n3\n", "line 2 has 1 columns, expected 2 like line 1"),
-        ("1,2\n,4\n", "line 2, column 1: is empty \\(missing value\\)"),
+        ("1,2\n,4\n", "line 2, column 1: is empty \\(missing value; pass --missing marginalize"),
         ("h1,h2\n1,2\n3,nan\n", "line 3, column 2: value is NaN"),
         ("1,inf\n", "line 1, column 2: value is infinite"),
         ("a,b\n", "no data rows"),
@@ -75,3 +75,10 @@ def test_missing_and_unsupported_files(tmp_path):
         read_data(tmp_path / "absent.csv")
     with pytest.raises(DataError, match="unsupported file type '.txt'; use one of .csv, .npy, .npz"):
         read_data(write(tmp_path / "data.txt", "1,2\n"))
+
+
+def test_missing_cells_are_nan_when_marginalized(tmp_path):
+    path = write(tmp_path / "data.csv", "a,b\n1,2\n,4\n5,nan\n")
+    np.testing.assert_array_equal(read_data(path, "marginalize"), [[1, 2], [np.nan, 4], [5, np.nan]])
+    with pytest.raises(DataError, match="line 2, column 2: value is infinite; remove it"):
+        read_data(write(tmp_path / "inf.csv", "1,2\n3,-inf\n"), "marginalize")
