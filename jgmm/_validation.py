@@ -36,7 +36,13 @@ def _is_tracer(x) -> bool:
 
 
 def check_array(
-    X, *, name: str = "X", n_features: int | None = None, expected_by: str = "the model", missing: str = "error"
+    X,
+    *,
+    name: str = "X",
+    n_features: int | None = None,
+    expected_by: str = "the model",
+    missing: str = "error",
+    check_range: bool = False,
 ):
     """Validate a 2-D data array and return it as a floating JAX array.
 
@@ -47,6 +53,9 @@ def check_array(
       expected_by: who expects ``n_features``, for messages.
       missing: "error" (NaN refused) or "marginalize" (NaN marks a missing
         entry; infinity is still refused).
+      check_range: also refuse data too widely spread for the dtype fitted
+        in, or with a feature never observed (``_check_range``); host data
+        are checked on the host, before they are copied to the device.
 
     Raises:
       ValueError: non-numeric, not 2-D, empty, NaN (unless allowed) or
@@ -87,6 +96,9 @@ def check_array(
             )
         if has_inf:
             raise ValueError(f"Input {name} contains infinity or a value too large for dtype('{X.dtype}').")
+    if check_range:
+        dtype = float_dtype(X.dtype)
+        _check_range(X if jnp.issubdtype(X.dtype, jnp.floating) else X.astype(dtype), dtype)
     return _as_dtype(X, float_dtype(X.dtype))
 
 
@@ -244,8 +256,8 @@ def check_param_values(params: GMMParams) -> GMMParams:
     return params
 
 
-def _check_range(X) -> None:
-    """Refuse data so widely spread that second moments overflow X's dtype
+def _check_range(X, dtype) -> None:
+    """Refuse data so widely spread that second moments overflow ``dtype``
     (missing entries ignored), or with a feature never observed. Data on
     devices are reduced there (no copy to the host)."""
     if _is_tracer(X):
@@ -261,10 +273,10 @@ def _check_range(X) -> None:
             "estimated for them. Drop those columns."
         )
     spread = float(xp.max(spread))
-    limit = float(np.sqrt(np.finfo(X.dtype).max / (4.0 * X.shape[0])))
+    limit = float(np.sqrt(np.finfo(dtype).max / (4.0 * X.shape[0])))
     if spread > limit:
         raise ValueError(
-            f"X spans {spread:.3g} along a feature, too wide for {X.dtype}: its second moments would "
+            f"X spans {spread:.3g} along a feature, too wide for {np.dtype(dtype)}: its second moments would "
             f"overflow (the limit here is {limit:.3g}). Rescale the features or remove the outliers, "
             "or pass float64 data with jax_enable_x64 on."
         )
@@ -278,8 +290,7 @@ def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar, missi
       (X as a floating JAX array, weights (N,), n_init, max_iter, tol and
       reg_covar as scalars of X's dtype).
     """
-    X = check_array(X, missing=missing)
-    _check_range(X)
+    X = check_array(X, missing=missing, check_range=True)
     n_init = check_int(n_init, "n_init", 1)
     max_iter = check_int(max_iter, "max_iter", 1)
     tol = _as_dtype(check_nonnegative(tol, "tol"), X.dtype)
