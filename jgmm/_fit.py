@@ -51,6 +51,7 @@ from jgmm._compile import jit
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, suff_stats
 from jgmm._init import INIT_METHODS, initial_params, initialize, member_keys, seed_program, subsample
+from jgmm._missing import DIAGONAL
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status, shift_means
 from jgmm._precision import full_precision
 from jgmm._prior import Prior, default_prior, map_params_and_singular, prior_for_k
@@ -639,7 +640,7 @@ def fit(
         check_choice(init, "init", INIT_METHODS)
     prior, prior_per_k = check_prior(prior, X, covariance_type, w)
     chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
-        N, K, D, n_init, X.dtype.itemsize, mesh, per_sample_d2=marginalize and covariance_type in ("full", "tied")
+        N, K, D, n_init, X.dtype.itemsize, mesh, per_sample_d2=marginalize and covariance_type not in DIAGONAL
     )
     best, _ = fit_grid(
         key,

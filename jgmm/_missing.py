@@ -48,13 +48,15 @@ def observed_mean(X: jax.Array, w: jax.Array) -> jax.Array:
     return (w @ fill(X)) / (w @ observed)
 
 
-def _conditionals(params: GMMParams, X0, O):
-    """(B, K) log N(x_o | μ_k,o, Σ_k,oo) and the conditional moments.
+def _conditionals(params: GMMParams, X):
+    """(B, K) log N(x_o | μ_k,o, Σ_k,oo) and the conditional moments, for
+    samples X (B, D) with NaN where missing.
 
     Returns the log densities, x̂ (B, K, D) and C: (B, K, D, D) for full and
     tied, (B, K, D) (its diagonal) for diag and spherical.
     """
     K, D = params.means.shape
+    O, X0 = (~jnp.isnan(X)).astype(X.dtype), fill(X)
     family = FAMILIES[params.covariance_type]
     if params.covariance_type in DIAGONAL:
         cov = jnp.broadcast_to(family.covariances(params.prec_chol).reshape(K, -1), (K, D))
@@ -81,8 +83,7 @@ def _conditionals(params: GMMParams, X0, O):
 def observed_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
     """(N, K) log π_k + log N(x_o | μ_k,o, Σ_k,oo), each sample's observed
     (non-NaN) features only; a sample with none gets log π_k."""
-    O = (~jnp.isnan(X)).astype(X.dtype)
-    return _conditionals(params, fill(X), O)[0] + jnp.log(params.weights)
+    return _conditionals(params, X)[0] + jnp.log(params.weights)
 
 
 def missing_sums(params: GMMParams, X: jax.Array, w: jax.Array):
@@ -98,8 +99,7 @@ def missing_sums(params: GMMParams, X: jax.Array, w: jax.Array):
       (nk (K,), sx (K, D), sxx): the statistics about 0, sxx in the family's
       form (``jgmm._em.SuffStats``).
     """
-    O = (~jnp.isnan(X)).astype(X.dtype)
-    log_gauss, xhat, C = _conditionals(params, fill(X), O)
+    log_gauss, xhat, C = _conditionals(params, X)
     weighted = log_gauss + jnp.log(params.weights)
     log_norm = logsumexp(weighted, axis=1)
     r = jnp.exp(weighted - log_norm[:, None]) * w[:, None]  # (B, K)

@@ -34,6 +34,7 @@ from jgmm._fit import (
     fit_grid,
     seed,
 )
+from jgmm._missing import DIAGONAL
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
 from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
 
@@ -242,7 +243,7 @@ def select(
     # selection 20% faster (experiments/bench_select.py: 2048 rows, not 1024).
     chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
         N, Ks[-1], D, n_init, X.dtype.itemsize, mesh,
-        per_sample_d2=marginalize and not set(families) <= {"diag", "spherical"},
+        per_sample_d2=marginalize and not set(families) <= set(DIAGONAL),
     )
     n_active = np.asarray(Ks, np.int32)
     seeds = seed(

@@ -96,10 +96,10 @@ def check_array(
             )
         if has_inf:
             raise ValueError(f"Input {name} contains infinity or a value too large for dtype('{X.dtype}').")
+    dtype = float_dtype(X.dtype)
     if check_range:
-        dtype = float_dtype(X.dtype)
         _check_range(X if jnp.issubdtype(X.dtype, jnp.floating) else X.astype(dtype), dtype)
-    return _as_dtype(X, float_dtype(X.dtype))
+    return _as_dtype(X, dtype)
 
 
 def _as_dtype(x, dtype):
