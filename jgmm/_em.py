@@ -48,9 +48,9 @@ def _weights_or_ones(sample_weight, X):
     return jnp.asarray(sample_weight, X.dtype)
 
 
-def weighted_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
-    """(N, K) log π_k + log N(x_n | μ_k, Σ_k)."""
-    log_gauss = log_gaussian(X, params.means, params.prec_chol, params.covariance_type)
+def weighted_log_prob(params: GMMParams, X: jax.Array, centred=False) -> jax.Array:
+    """(N, K) log π_k + log N(x_n | μ_k, Σ_k); ``centred`` as in ``log_gaussian``."""
+    log_gauss = log_gaussian(X, params.means, params.prec_chol, params.covariance_type, centred)
     return log_gauss + jnp.log(params.weights)
 
 
@@ -59,6 +59,17 @@ def _log_resp(params: GMMParams, X: jax.Array):
     weighted = weighted_log_prob(params, X)
     log_norm = logsumexp(weighted, axis=1)
     return weighted - log_norm[:, None], log_norm
+
+
+def _resp(params: GMMParams, X: jax.Array):
+    """(N, K) γ(z_nk) and (N,) log p(x_n) of centred data: one exponential
+    per (n, k)."""
+    weighted = weighted_log_prob(params, X, centred=True)
+    top = jnp.max(weighted, axis=1, keepdims=True)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
+    e = jnp.exp(weighted - top)
+    total = jnp.sum(e, axis=1, keepdims=True)
+    return e / total, (top + jnp.log(total))[:, 0]
 
 
 @jax.jit
@@ -315,8 +326,8 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
             log_norm, sums = missing_sums(params, X, w)
             stats, X = SuffStats(*sums, jnp.zeros((D,), X.dtype)), fill(X)
         else:
-            log_resp, log_norm = _log_resp(params, X)
-            stats = chunk_stats(jnp.exp(log_resp), X, w, params.covariance_type)
+            resp, log_norm = _resp(params, X)
+            stats = chunk_stats(resp, X, w, params.covariance_type)
         value = w @ log_norm
         if worst:
             log_p = jnp.where(w > 0, log_norm, jnp.inf)
