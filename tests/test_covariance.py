@@ -22,14 +22,16 @@ def random_covariances(rng, covariance_type, K, D):
     return rng.uniform(0.3, 3.0, size=K)
 
 
+@pytest.mark.parametrize("centred", [False, True])
 @pytest.mark.parametrize("covariance_type", FAMILIES)
-def test_log_gaussian_matches_scipy(x64, covariance_type):
+def test_log_gaussian_matches_scipy(x64, covariance_type, centred):
+    # centred=True is the fit's path: data and means are used as given.
     rng = np.random.default_rng(0)
     K, D = 3, 4
     X, means = rng.normal(size=(50, D)), rng.normal(size=(K, D))
     cov = random_covariances(rng, covariance_type, K, D)
     prec_chol = FAMILY_FUNCTIONS[covariance_type].prec_chol_from_covariances(jnp.asarray(cov))
-    ours = log_gaussian(jnp.asarray(X), jnp.asarray(means), prec_chol, covariance_type)
+    ours = log_gaussian(jnp.asarray(X), jnp.asarray(means), prec_chol, covariance_type, centred)
     covs = np.asarray(full_covariances(jnp.asarray(cov), covariance_type, K, D))
     reference = np.stack([multivariate_normal(means[k], covs[k]).logpdf(X) for k in range(K)], axis=1)
     np.testing.assert_allclose(ours, reference, rtol=1e-10)
