@@ -9,7 +9,9 @@ the next chunk is read and sent to the device while this one is computed.
 A first pass counts and checks the samples, takes their mean (the centre
 the statistics are taken about) and a uniform reservoir sample (Vitter's
 algorithm R) of ``INIT_SAMPLE`` rows, on which the restarts start as
-``fit``'s would.
+``fit``'s would. With ``missing="marginalize"`` the mean is each feature's
+mean over its observed entries, and the starts see the sample's missing
+entries filled with it (as ``fit``'s do).
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ from jgmm._fit import (
     rows_within,
 )
 from jgmm._init import INIT_METHODS, INIT_SAMPLE
+from jgmm._missing import DIAGONAL
 from jgmm._params import FitResult, GMMParams, shift_means
 from jgmm._precision import full_precision
 from jgmm._validation import (
     check_choice,
     check_covariance_type,
+    MISSING,
     check_int,
     check_n_components,
     check_nonnegative,
@@ -115,30 +119,38 @@ class _Source:
             raise TypeError(f"source must be a .npy path, an array or a re-iterable of arrays, got {type(source)}.")
 
 
-def _checked(chunk, start: int):
-    """A chunk as read, checked: 2-D, numeric, at least one feature, finite."""
+def _checked(chunk, start: int, missing: bool):
+    """A chunk as read, checked: 2-D, numeric, at least one feature, finite
+    (or NaN, a missing entry, when ``missing``)."""
     rows = f"rows {start}..{start + chunk.shape[0] - 1}"
     if chunk.ndim != 2 or chunk.shape[1] == 0 or not (np.issubdtype(chunk.dtype, np.number) or chunk.dtype == bool):
         raise ValueError(f"source {rows}: expected (n, D) numbers, D >= 1, got shape {chunk.shape}, dtype {chunk.dtype}.")
-    if not np.all(np.isfinite(chunk)):
-        raise ValueError(f"source {rows}: contains NaN or infinity.")
+    if np.any(np.isinf(chunk)):
+        raise ValueError(f"source {rows}: contains infinity.")
+    if not missing and np.any(np.isnan(chunk)):
+        raise ValueError(
+            f"source {rows}: contains NaN. Pass missing='marginalize' to treat NaN entries as missing values."
+        )
     return chunk
 
 
 class _FirstPass:
-    """Count, column sums and a reservoir sample of the data, chunk by chunk."""
+    """Count, column sums (of the observed entries) and a reservoir sample of
+    the data, chunk by chunk."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, missing: bool = False):
         self.rng = np.random.default_rng(seed)
-        self.N, self.total, self.sample = 0, 0.0, None
+        self.missing = missing
+        self.N, self.total, self.observed, self.sample = 0, 0.0, 0, None
 
     def add(self, chunk):
-        chunk = _checked(chunk, self.N)
+        chunk = _checked(chunk, self.N, self.missing)
         n = chunk.shape[0]
         if self.sample is None:
             self.dtype = chunk.dtype
             self.sample = np.empty((INIT_SAMPLE, chunk.shape[1]), np.float64)
-        self.total = self.total + chunk.sum(axis=0, dtype=np.float64)
+        self.total = self.total + np.nansum(chunk, axis=0, dtype=np.float64)
+        self.observed = self.observed + np.sum(~np.isnan(chunk), axis=0)
         fill = max(0, min(INIT_SAMPLE - self.N, n))
         self.sample[self.N : self.N + fill] = chunk[:fill]
         # Algorithm R: row i (0-based) replaces a uniform slot j <= i if j < INIT_SAMPLE;
@@ -149,17 +161,25 @@ class _FirstPass:
         self.N += n
 
     def result(self):
-        """N, the float dtype to compute in, the (D,) mean and the sample, in that dtype."""
+        """N, the float dtype to compute in, the (D,) mean (of each feature's
+        observed entries) and the sample, in that dtype."""
         if not self.N:
             raise ValueError("source holds no samples.")
+        unobserved = np.flatnonzero(self.observed == 0)
+        if unobserved.size:
+            raise ValueError(
+                f"Feature(s) {unobserved.tolist()} of the source have no observed value (all NaN): nothing can be "
+                "estimated for them. Drop those columns."
+            )
         dtype = float_dtype(self.dtype)
-        return self.N, dtype, (self.total / self.N).astype(dtype), self.sample[: min(self.N, INIT_SAMPLE)].astype(dtype)
+        mean = (self.total / self.observed).astype(dtype)
+        return self.N, dtype, mean, self.sample[: min(self.N, INIT_SAMPLE)].astype(dtype)
 
 
-@jit(static_argnames=("chunk_size", "worst"))
-def _chunk_sums(params, X, w, centre, *, chunk_size, worst):
+@jit(static_argnames=("chunk_size", "worst", "missing"))
+def _chunk_sums(params, X, w, centre, *, chunk_size, worst, missing):
     """``pass_sums`` of every member (leading axis of params) on one chunk."""
-    chunks = Chunks(X, w, centre, chunk_size)
+    chunks = Chunks(X, w, centre, chunk_size, missing=missing)
     return jax.vmap(lambda p: pass_sums(p, chunks, worst))(params)
 
 
@@ -192,13 +212,13 @@ def _padded(chunk, rows: int, centre, dtype):
     return X, w
 
 
-def _pass(source: _Source, rows: int, centre, params, *, chunk_size: int, worst: bool):
+def _pass(source: _Source, rows: int, centre, params, *, chunk_size: int, worst: bool, missing: bool):
     """Every member's ``pass_sums`` over the whole source, and the rows read."""
     sums, previous, N = None, None, 0
     for chunk in source.chunks(rows):
         X, w = (jax.device_put(a) for a in _padded(chunk, rows, centre, centre.dtype))
         N += chunk.shape[0]
-        new = _chunk_sums(params, X, w, centre, chunk_size=chunk_size, worst=worst)
+        new = _chunk_sums(params, X, w, centre, chunk_size=chunk_size, worst=worst, missing=missing)
         sums = new if sums is None else _add(sums, new, worst=worst)
         # Wait for the chunk before this one: at most two are in flight, and
         # the next is read while this one is computed.
@@ -223,6 +243,7 @@ def fit_stream(
     chunk_size: int | None = None,
     progress: int = 0,
     on_collapse: str = "freeze",
+    missing: str = "error",
 ) -> FitResult:
     """Fit a Gaussian mixture by exact EM, reading the data once per iteration.
 
@@ -247,6 +268,8 @@ def fit_stream(
         of data.
       progress: if > 0, print the iteration and log-likelihood on stderr
         every ``progress`` iterations.
+      missing: "error" (NaN refused) or "marginalize" (NaN entries are
+        missing values, marginalised as in ``fit``).
 
     Returns:
       FitResult of the best restart, as ``fit``.
@@ -256,13 +279,14 @@ def fit_stream(
     n_init, max_iter = check_int(n_init, "n_init", 1), check_int(max_iter, "max_iter", 1)
     progress = check_int(progress, "progress", 0)
     on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
+    marginalize = check_choice(missing, "missing", MISSING) == "marginalize"
     tol, reg_covar = check_nonnegative(tol, "tol"), check_nonnegative(reg_covar, "reg_covar")
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", 1)
     if not isinstance(init, GMMParams):
         check_choice(init, "init", INIT_METHODS)
 
-    first = _FirstPass(np.asarray(jax.random.key_data(jax.random.fold_in(key, 1))))
+    first = _FirstPass(np.asarray(jax.random.key_data(jax.random.fold_in(key, 1))), marginalize)
     for chunk in source.chunks(chunk_size or 1 << 16):
         first.add(chunk)
     N, dtype, centre, sample = first.result()
@@ -272,6 +296,8 @@ def fit_stream(
     tol, reg_covar = np.asarray(tol, dtype), np.asarray(reg_covar, dtype)
 
     ones = np.ones(sample.shape[0], dtype)
+    if marginalize:
+        sample = np.where(np.isnan(sample), centre, sample)
     params = batched_starts(key, sample, ones, init, n_init, K, covariance_type, reg_covar)
     centre = jnp.asarray(centre)
     params = shift_means(params, -centre)
@@ -279,9 +305,11 @@ def fit_stream(
     worst = reseed_with is not None
     mask = jnp.ones((n_init, K), bool)
     state = initial_state(params, max_iter)
-    scan_rows = default_chunk_size(rows, K, D, n_init, dtype.itemsize)  # of the fused pass within a chunk
+    scan_rows = default_chunk_size(  # of the fused pass within a chunk
+        rows, K, D, n_init, dtype.itemsize, per_sample_d2=marginalize and covariance_type not in DIAGONAL
+    )
     for t in range(1, max_iter + 2):
-        sums, n = _pass(source, rows, centre, state.params, chunk_size=scan_rows, worst=worst)
+        sums, n = _pass(source, rows, centre, state.params, chunk_size=scan_rows, worst=worst, missing=marginalize)
         if n != N:
             raise ValueError(f"source held {N} samples in the first pass but {n} now; it must give the same data each pass.")
         state = _update(

@@ -39,6 +39,25 @@ def test_stream_equals_the_in_memory_fit_from_the_same_start(x64, tmp_path, cova
         assert_same_fit(streamed, in_memory, rtol=1e-10)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_stream_with_missing_values_equals_the_in_memory_fit(x64, covariance_type):
+    X = data()
+    X[np.random.default_rng(0).random(X.shape) < 0.2] = np.nan
+    X[7] = np.nan  # a row with nothing observed
+    start = jgmm.fit(jax.random.key(1), X, 3, covariance_type, init="random", max_iter=1, missing="marginalize").params
+    kwargs = dict(init=start, tol=1e-8, missing="marginalize")
+    in_memory = jgmm.fit(jax.random.key(0), X, 3, covariance_type, **kwargs)
+    streamed = jgmm.fit_stream(jax.random.key(0), X, 3, covariance_type, chunk_size=700, **kwargs)
+    assert_same_fit(streamed, in_memory, rtol=1e-10)
+    # Its own starts see the sample's missing entries filled: finite, and the
+    # fit's likelihood is the observed data's.
+    own = jgmm.fit_stream(jax.random.key(0), X, 3, covariance_type, chunk_size=700, missing="marginalize")
+    assert np.all(np.isfinite(np.asarray(own.params.means)))
+    np.testing.assert_allclose(
+        own.log_likelihood, np.mean(np.asarray(jgmm.log_prob(own.params, X, "marginalize"))), rtol=1e-10
+    )
+
+
 def test_float32_stream_equals_the_in_memory_fit(tmp_path):
     X = data(np.float32)
     start = jgmm.fit(jax.random.key(1), X, 3, init="random", max_iter=1).params
@@ -97,8 +116,14 @@ def test_bad_sources_are_refused_with_the_reason(tmp_path):
         jgmm.fit_stream(jax.random.key(0), tmp_path / "absent.npy", 2)
     bad = X.copy()
     bad[1500, 1] = np.nan
-    with pytest.raises(ValueError, match=r"source rows 1400\.\.2099: contains NaN or infinity"):
+    with pytest.raises(ValueError, match=r"source rows 1400\.\.2099: contains NaN\. Pass missing='marginalize'"):
         jgmm.fit_stream(jax.random.key(0), bad, 2, chunk_size=700)
+    bad[1500, 1] = np.inf
+    with pytest.raises(ValueError, match=r"source rows 1400\.\.2099: contains infinity"):
+        jgmm.fit_stream(jax.random.key(0), bad, 2, chunk_size=700, missing="marginalize")
+    bad[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"Feature\(s\) \[1\] of the source have no observed value"):
+        jgmm.fit_stream(jax.random.key(0), bad, 2, chunk_size=700, missing="marginalize")
     with pytest.raises(ValueError, match=r"source array 1 has shape \(10, 2\): expected \(n, D\) arrays with D = 3"):
         jgmm.fit_stream(jax.random.key(0), [X[:10], X[10:20, :2]], 2)
     with pytest.raises(ValueError, match="n_components"):
