@@ -8,7 +8,9 @@ After mini-batch t the per-sample statistics move toward the batch's
 where ŝ(B; θ) is the E-step's statistics of batch B divided by its weight.
 With step sizes η_t = (t + 2)^(-α), α in (0.5, 1] (Liang & Klein 2009),
 Σ η_t = ∞ and Σ η_t² < ∞, and the parameters converge to a stationary point
-of the expected log-likelihood. See docs/derivation.md.
+of the expected log-likelihood. See docs/derivation.md. With missing values
+the batch statistics are the conditional ones of ``jgmm._missing``: stepwise
+EM on the observed-data likelihood.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from jgmm._compile import jit
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
 from jgmm._fit import default_chunk_size
+from jgmm._missing import DIAGONAL
 from jgmm._params import GMMParams, shift_means
 from jgmm._validation import check_array, check_sample_weight
 
@@ -64,11 +67,11 @@ def default_step_size(n_steps, decay: float = STEP_DECAY):
     return (n_steps + 2.0) ** -decay
 
 
-@jit(static_argnames="chunk_size")
-def _online_step(state, X, w, step_size, reg_covar, *, chunk_size):
+@jit(static_argnames=("chunk_size", "missing"))
+def _online_step(state, X, w, step_size, reg_covar, *, chunk_size, missing):
     shift = state.stats.shift
     params = state.params
-    total, batch = pass_sums(shift_means(params, -shift), Chunks(X, w, shift, chunk_size))
+    total, batch = pass_sums(shift_means(params, -shift), Chunks(X, w, shift, chunk_size, missing=missing))
     weight = jnp.sum(w)
     eta = jnp.asarray(default_step_size(state.n_steps) if step_size is None else step_size, X.dtype)
     stats = jax.tree.map(lambda s, b: (1 - eta) * s + eta * b / weight, state.stats[:3], batch[:3])
@@ -77,7 +80,9 @@ def _online_step(state, X, w, step_size, reg_covar, *, chunk_size):
     return OnlineState(new, stats, state.n_steps + 1, total / weight)
 
 
-def online_step(state: OnlineState, X, step_size=None, *, sample_weight=None, reg_covar=1e-6) -> OnlineState:
+def online_step(
+    state: OnlineState, X, step_size=None, *, sample_weight=None, reg_covar=1e-6, missing="error"
+) -> OnlineState:
     """One step of stepwise EM on a mini-batch.
 
     Args:
@@ -87,16 +92,23 @@ def online_step(state: OnlineState, X, step_size=None, *, sample_weight=None, re
         ``default_step_size(state.n_steps)``, (t + 2)^(-0.6).
       sample_weight: optional (B,) non-negative weights.
       reg_covar: non-negative value added to the covariance diagonals.
+      missing: "error" (NaN refused) or "marginalize" (NaN entries are
+        missing values, as in ``jgmm.fit``).
 
     Returns:
       The next OnlineState; its ``log_likelihood`` is this batch's mean
       log-likelihood under ``state.params``.
     """
     dtype = state.params.means.dtype
-    X = check_array(X, n_features=state.params.n_features, expected_by="the online state").astype(dtype)
+    X = check_array(X, n_features=state.params.n_features, expected_by="the online state", missing=missing)
+    X = X.astype(dtype)
     N, D = X.shape
     w = check_sample_weight(sample_weight, N, dtype)
     if step_size is not None and not (isinstance(step_size, jax.core.Tracer) or 0 < float(step_size) <= 1):
         raise ValueError(f"step_size must be in (0, 1], got {step_size}.")
-    size = default_chunk_size(N, state.params.n_components, D, 1, X.dtype.itemsize)
-    return _online_step(state, X, w, step_size, reg_covar, chunk_size=size)
+    marginalize = missing == "marginalize"
+    size = default_chunk_size(
+        N, state.params.n_components, D, 1, X.dtype.itemsize,
+        per_sample_d2=marginalize and state.params.covariance_type not in DIAGONAL,
+    )
+    return _online_step(state, X, w, step_size, reg_covar, chunk_size=size, missing=marginalize)

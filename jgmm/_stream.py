@@ -49,6 +49,7 @@ from jgmm._validation import (
     check_int,
     check_n_components,
     check_nonnegative,
+    check_observed,
     float_dtype,
 )
 
@@ -165,12 +166,7 @@ class _FirstPass:
         observed entries) and the sample, in that dtype."""
         if not self.N:
             raise ValueError("source holds no samples.")
-        unobserved = np.flatnonzero(self.observed == 0)
-        if unobserved.size:
-            raise ValueError(
-                f"Feature(s) {unobserved.tolist()} of the source have no observed value (all NaN): nothing can be "
-                "estimated for them. Drop those columns."
-            )
+        check_observed(self.observed == 0, "the source")
         dtype = float_dtype(self.dtype)
         mean = (self.total / self.observed).astype(dtype)
         return self.N, dtype, mean, self.sample[: min(self.N, INIT_SAMPLE)].astype(dtype)

@@ -256,6 +256,16 @@ def check_param_values(params: GMMParams) -> GMMParams:
     return params
 
 
+def check_observed(unobserved, name: str = "X", remedy: str = "Drop those columns.") -> None:
+    """Refuse features with no observed value: ``unobserved`` is (D,) bool."""
+    features = np.flatnonzero(unobserved)
+    if features.size:
+        raise ValueError(
+            f"Feature(s) {features.tolist()} of {name} have no observed value (all NaN): nothing can be "
+            f"estimated for them. {remedy}"
+        )
+
+
 def _check_range(X, dtype) -> None:
     """Refuse data so widely spread that second moments overflow ``dtype``
     (missing entries ignored), or with a feature never observed. Data on
@@ -266,12 +276,7 @@ def _check_range(X, dtype) -> None:
     with warnings.catch_warnings():  # numpy warns of all-NaN columns, refused below
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = xp.nanmax(X, axis=0) - xp.nanmin(X, axis=0)
-    unobserved = np.flatnonzero(np.isnan(np.asarray(spread)))
-    if unobserved.size:
-        raise ValueError(
-            f"Feature(s) {unobserved.tolist()} of X have no observed value (all NaN): nothing can be "
-            "estimated for them. Drop those columns."
-        )
+    check_observed(np.isnan(np.asarray(spread)))
     spread = float(xp.max(spread))
     limit = float(np.sqrt(np.finfo(dtype).max / (4.0 * X.shape[0])))
     if spread > limit:

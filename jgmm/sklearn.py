@@ -30,7 +30,7 @@ from jgmm._online import online_init, online_step
 from jgmm._shard import data_mesh
 from jgmm._params import GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
-from jgmm._validation import MISSING, check_sample_weight, prec_chol_shape
+from jgmm._validation import MISSING, check_observed, check_sample_weight, prec_chol_shape
 
 # scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans++"
 # (k-means++ seeding and Lloyd steps) is the batched, compiled counterpart.
@@ -55,9 +55,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     Two more: ``prior`` (None, "default" or a ``jgmm.Prior``) fits the
     posterior mode under a conjugate prior, as ``jgmm.fit(prior=...)``; and
     ``missing`` ("error" or "marginalize"): with "marginalize", NaN entries
-    are missing values, in ``fit`` (exact EM, as ``jgmm.fit(missing=...)``)
-    and in every method that scores or labels samples (their observed
-    features only).
+    are missing values, in ``fit`` (exact EM, as ``jgmm.fit(missing=...)``),
+    ``partial_fit`` (stepwise EM on the observed data) and every method that
+    scores or labels samples (their observed features only).
 
     Attributes (after ``fit``), as scikit-learn's: weights_ (K,), means_
     (K, D), covariances_, precisions_, precisions_cholesky_ (family shapes),
@@ -182,6 +182,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         start (missing entries filled with their feature's mean)."""
         K, ct = self.n_components, self.covariance_type
         if self.missing == "marginalize":
+            check_observed(np.all(np.isnan(X), axis=0), remedy="Initialise from data that observe every feature.")
             X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         return initial_params(
             key, X, np.ones(X.shape[0], X.dtype) if w is None else w, self.reg_covar, n_components=K,
@@ -277,8 +278,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         starting = not hasattr(self, "_online")
         if starting:
             self._validate_params()
-        if self.missing == "marginalize":
-            raise ValueError("partial_fit does not support missing='marginalize'; use fit, or impute the batches.")
         fitted = hasattr(self, "params_")
         X = self._validated(X, reset=not fitted)
         with _precision_scope(X.dtype):
@@ -298,7 +297,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 if isinstance(init, str):
                     init = self._method_params(X, w, key, 1, init)
                 state = online_init(jax.tree.map(lambda a: a[0], init))
-            state = jax.device_get(online_step(state, X, sample_weight=w, reg_covar=self.reg_covar))
+            state = jax.device_get(
+                online_step(state, X, sample_weight=w, reg_covar=self.reg_covar, missing=self.missing)
+            )
             self._set_params(state.params)
         self._online = state
         self.status_ = Status.MAX_ITER

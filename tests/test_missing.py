@@ -147,5 +147,24 @@ def test_select_and_the_estimator_take_missing_values():
     assert model.__sklearn_tags__().input_tags.allow_nan
     with pytest.raises(ValueError, match="NaN"):
         GaussianMixture(3).fit(X)
-    with pytest.raises(ValueError, match="partial_fit does not support"):
-        model.partial_fit(X)
+    online = GaussianMixture(3, missing="marginalize", random_state=0)
+    for batch in np.array_split(X, 3):
+        online.partial_fit(batch)
+    assert online.n_iter_ == 3 and np.isfinite(online.lower_bound_)
+    assert adjusted_rand_score(labels, online.predict(X)) > 0.9
+    unobserved = X[:50].copy()
+    unobserved[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"Feature\(s\) \[1\] of X have no observed value"):
+        GaussianMixture(3, missing="marginalize").partial_fit(unobserved)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_an_online_step_of_size_one_is_an_em_iteration_on_the_observed_data(x64, covariance_type):
+    X, _, _ = blobs(5, N=400, D=3, K=2, spread=6.0)
+    X = with_missing(X, 0.2, seed=5)
+    start = jgmm.fit(jax.random.key(0), X, 2, covariance_type, max_iter=2, missing="marginalize").params
+    one_iteration = jgmm.fit(jax.random.key(0), X, 2, covariance_type, init=start, max_iter=1, missing="marginalize")
+    step = jgmm.online_step(jgmm.online_init(start), X, 1.0, missing="marginalize")
+    for a, b in zip(jax.tree.leaves(step.params), jax.tree.leaves(one_iteration.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+    assert float(step.log_likelihood) == pytest.approx(float(one_iteration.history[0]), rel=1e-10)
