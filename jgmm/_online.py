@@ -24,7 +24,6 @@ from jgmm._compile import jit
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
 from jgmm._fit import default_chunk_size
-from jgmm._missing import DIAGONAL
 from jgmm._params import GMMParams, shift_means
 from jgmm._validation import check_array, check_sample_weight
 
@@ -108,7 +107,6 @@ def online_step(
         raise ValueError(f"step_size must be in (0, 1], got {step_size}.")
     marginalize = missing == "marginalize"
     size = default_chunk_size(
-        N, state.params.n_components, D, 1, X.dtype.itemsize,
-        per_sample_d2=marginalize and state.params.covariance_type not in DIAGONAL,
+        N, state.params.n_components, D, 1, X.dtype.itemsize, None, state.params.covariance_type, marginalize
     )
     return _online_step(state, X, w, step_size, reg_covar, chunk_size=size, missing=marginalize)

@@ -34,7 +34,6 @@ from jgmm._fit import (
     fit_grid,
     seed,
 )
-from jgmm._missing import DIAGONAL
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
 from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
 
@@ -241,10 +240,11 @@ def select(
     # the budget is per cell, so a batch of cells reads longer chunks than one
     # budget for all its members would give, which on CPU makes a warm
     # selection 20% faster (experiments/bench_select.py: 2048 rows, not 1024).
-    chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
-        N, Ks[-1], D, n_init, X.dtype.itemsize, mesh,
-        per_sample_d2=marginalize and not set(families) <= set(DIAGONAL),
-    )
+    chunk_size = check_chunk_size(chunk_size, N, mesh)
+    rows = {
+        family: chunk_size or default_chunk_size(N, Ks[-1], D, n_init, X.dtype.itemsize, mesh, family, marginalize)
+        for family in families
+    }
     n_active = np.asarray(Ks, np.int32)
     seeds = seed(
         key, n_active, X, w, n_components=Ks[-1], init="kmeans++", n_init=n_init, fold_in_k=True, missing=marginalize
@@ -266,7 +266,7 @@ def select(
             init="kmeans++",
             n_init=n_init,
             fold_in_k=True,
-            chunk_size=chunk_size,
+            chunk_size=rows[family],
             cells_per_batch=batch,
             progress=(family, progress) if progress else None,
             on_collapse=on_collapse,

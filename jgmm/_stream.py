@@ -39,7 +39,6 @@ from jgmm._fit import (
     rows_within,
 )
 from jgmm._init import INIT_METHODS, INIT_SAMPLE
-from jgmm._missing import DIAGONAL
 from jgmm._params import FitResult, GMMParams, shift_means
 from jgmm._precision import full_precision
 from jgmm._validation import (
@@ -301,9 +300,8 @@ def fit_stream(
     worst = reseed_with is not None
     mask = jnp.ones((n_init, K), bool)
     state = initial_state(params, max_iter)
-    scan_rows = default_chunk_size(  # of the fused pass within a chunk
-        rows, K, D, n_init, dtype.itemsize, per_sample_d2=marginalize and covariance_type not in DIAGONAL
-    )
+    # Rows of the fused pass within a chunk.
+    scan_rows = default_chunk_size(rows, K, D, n_init, dtype.itemsize, None, covariance_type, marginalize)
     for t in range(1, max_iter + 2):
         sums, n = _pass(source, rows, centre, state.params, chunk_size=scan_rows, worst=worst, missing=marginalize)
         if n != N:

@@ -187,7 +187,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return initial_params(
             key, X, np.ones(X.shape[0], X.dtype) if w is None else w, self.reg_covar, n_components=K,
             covariance_type=ct, init=method, n_init=n_init,
-            chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize),
+            chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize, None, ct),
         )
 
     def _prec_chol_init(self, X):
