@@ -42,9 +42,9 @@ from jgmm._init import INIT_METHODS, INIT_SAMPLE
 from jgmm._params import FitResult, GMMParams, shift_means
 from jgmm._precision import full_precision
 from jgmm._validation import (
+    MISSING,
     check_choice,
     check_covariance_type,
-    MISSING,
     check_int,
     check_n_components,
     check_nonnegative,
@@ -125,12 +125,13 @@ def _checked(chunk, start: int, missing: bool):
     rows = f"rows {start}..{start + chunk.shape[0] - 1}"
     if chunk.ndim != 2 or chunk.shape[1] == 0 or not (np.issubdtype(chunk.dtype, np.number) or chunk.dtype == bool):
         raise ValueError(f"source {rows}: expected (n, D) numbers, D >= 1, got shape {chunk.shape}, dtype {chunk.dtype}.")
-    if np.any(np.isinf(chunk)):
-        raise ValueError(f"source {rows}: contains infinity.")
-    if not missing and np.any(np.isnan(chunk)):
-        raise ValueError(
-            f"source {rows}: contains NaN. Pass missing='marginalize' to treat NaN entries as missing values."
-        )
+    if not np.all(np.isfinite(chunk)):
+        if np.any(np.isinf(chunk)):
+            raise ValueError(f"source {rows}: contains infinity.")
+        if not missing:
+            raise ValueError(
+                f"source {rows}: contains NaN. Pass missing='marginalize' to treat NaN entries as missing values."
+            )
     return chunk
 
 
@@ -149,8 +150,12 @@ class _FirstPass:
         if self.sample is None:
             self.dtype = chunk.dtype
             self.sample = np.empty((INIT_SAMPLE, chunk.shape[1]), np.float64)
-        self.total = self.total + np.nansum(chunk, axis=0, dtype=np.float64)
-        self.observed = self.observed + np.sum(~np.isnan(chunk), axis=0)
+        if self.missing:
+            self.total = self.total + np.nansum(chunk, axis=0, dtype=np.float64)
+            self.observed = self.observed + np.sum(~np.isnan(chunk), axis=0)
+        else:
+            self.total = self.total + chunk.sum(axis=0, dtype=np.float64)
+            self.observed = self.observed + n
         fill = max(0, min(INIT_SAMPLE - self.N, n))
         self.sample[self.N : self.N + fill] = chunk[:fill]
         # Algorithm R: row i (0-based) replaces a uniform slot j <= i if j < INIT_SAMPLE;
