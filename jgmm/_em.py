@@ -19,7 +19,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jgmm._covariance import FAMILIES, log_gaussian
-from jgmm._missing import fill, missing_sums
+from jgmm._missing import conditionals, fill, missing_stats
 from jgmm._params import GMMParams
 
 
@@ -61,10 +61,9 @@ def _log_resp(params: GMMParams, X: jax.Array):
     return weighted - log_norm[:, None], log_norm
 
 
-def _resp(params: GMMParams, X: jax.Array):
-    """(N, K) γ(z_nk) and (N,) log p(x_n) of centred data: one exponential
-    per (n, k)."""
-    weighted = weighted_log_prob(params, X, centred=True)
+def _normalised(weighted: jax.Array):
+    """(N, K) γ(z_nk) and (N,) log p(x_n) from the (N, K) log π_k p(x_n | k):
+    one exponential per (n, k)."""
     top = jnp.max(weighted, axis=1, keepdims=True)
     top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
     e = jnp.exp(weighted - top)
@@ -323,10 +322,12 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
 
     def chunk(X, w, rows):
         if chunks.missing:
-            log_norm, sums = missing_sums(params, X, w)
+            log_gauss, xhat, C = conditionals(params, X)
+            resp, log_norm = _normalised(log_gauss + jnp.log(params.weights))
+            sums = missing_stats(resp * w[:, None], xhat, C, params.covariance_type)
             stats, X = SuffStats(*sums, jnp.zeros((D,), X.dtype)), fill(X)
         else:
-            resp, log_norm = _resp(params, X)
+            resp, log_norm = _normalised(weighted_log_prob(params, X, centred=True))
             stats = chunk_stats(resp, X, w, params.covariance_type)
         value = w @ log_norm
         if worst:

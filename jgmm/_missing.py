@@ -28,7 +28,6 @@ import math
 import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
-from jax.scipy.special import logsumexp
 
 from jgmm._covariance import FAMILIES
 from jgmm._params import GMMParams
@@ -48,7 +47,7 @@ def observed_mean(X: jax.Array, w: jax.Array) -> jax.Array:
     return (w @ fill(X)) / (w @ observed)
 
 
-def _conditionals(params: GMMParams, X):
+def conditionals(params: GMMParams, X):
     """(B, K) log N(x_o | μ_k,o, Σ_k,oo) and the conditional moments, for
     samples X (B, D) with NaN where missing.
 
@@ -83,32 +82,27 @@ def _conditionals(params: GMMParams, X):
 def observed_log_prob(params: GMMParams, X: jax.Array) -> jax.Array:
     """(N, K) log π_k + log N(x_o | μ_k,o, Σ_k,oo), each sample's observed
     (non-NaN) features only; a sample with none gets log π_k."""
-    return _conditionals(params, X)[0] + jnp.log(params.weights)
+    return conditionals(params, X)[0] + jnp.log(params.weights)
 
 
-def missing_sums(params: GMMParams, X: jax.Array, w: jax.Array):
-    """The E-step and the statistics of one chunk with missing entries.
+def missing_stats(r, xhat, C, covariance_type: str):
+    """The statistics of a chunk with missing entries, about 0.
 
     Args:
-      params: GMMParams in the chunk's (centred) coordinates.
-      X: (B, D) samples, NaN where missing.
-      w: (B,) sample weights.
+      r: (B, K) responsibilities times the sample weights.
+      xhat, C: the conditional moments from ``conditionals``.
+      covariance_type: the family (sxx's form).
 
     Returns:
-      log_norm: (B,) log p(x_o) of each sample's observed entries.
-      (nk (K,), sx (K, D), sxx): the statistics about 0, sxx in the family's
-      form (``jgmm._em.SuffStats``).
+      (nk (K,), sx (K, D), sxx): sxx in the family's form
+      (``jgmm._em.SuffStats``).
     """
-    log_gauss, xhat, C = _conditionals(params, X)
-    weighted = log_gauss + jnp.log(params.weights)
-    log_norm = logsumexp(weighted, axis=1)
-    r = jnp.exp(weighted - log_norm[:, None]) * w[:, None]  # (B, K)
     nk = jnp.sum(r, axis=0)
     sx = jnp.einsum("bk,bkd->kd", r, xhat)
-    if params.covariance_type in DIAGONAL:
+    if covariance_type in DIAGONAL:
         sxx = jnp.einsum("bk,bkd->kd", r, xhat * xhat + C)
     else:
         sxx = jnp.einsum("bk,bkd,bke->kde", r, xhat, xhat) + jnp.einsum("bk,bkde->kde", r, C)
-        if params.covariance_type == "tied":
+        if covariance_type == "tied":
             sxx = jnp.sum(sxx, axis=0)
-    return log_norm, (nk, sx, sxx)
+    return nk, sx, sxx
