@@ -12,7 +12,6 @@ compares them); EM needs no step size and is usually faster.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import optax
