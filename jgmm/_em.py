@@ -227,6 +227,11 @@ class Chunks(NamedTuple):
         w = jnp.where(rows >= c * B, jax.lax.dynamic_slice_in_dim(self.w, start, B), 0)
         return X, w, self.first_row + rows
 
+    def filled(self, X):
+        """Centred rows X with their missing entries (if any) at the centre:
+        what the starts see (``jgmm._missing.fill``)."""
+        return fill(X) if self.missing else X
+
 
 def chunk_stats(resp, X, w, covariance_type: str) -> SuffStats:
     """``suff_stats`` of a centred chunk, about 0."""

@@ -21,13 +21,12 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 
 from jgmm._compile import jit
 from jgmm._em import Chunks, accumulate, chunk_stats, params_from_stats
-from jgmm._missing import fill, observed_mean
+from jgmm._missing import observed_mean
 from jgmm._params import GMMParams, shift_means
 
 INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
@@ -99,8 +98,7 @@ def subsample(chunks: Chunks):
     (missing entries filled with the mean), and their weights: what the
     k-means seeding and Lloyd steps see."""
     stride = -(-chunks.X.shape[0] // INIT_SAMPLE)
-    X = chunks.X[::stride] - chunks.centre
-    return fill(X) if chunks.missing else X, chunks.w[::stride]
+    return chunks.filled(chunks.X[::stride] - chunks.centre), chunks.w[::stride]
 
 
 def kmeans_centers(key: jax.Array, X_sample, w_sample, mask: jax.Array, init: str) -> jax.Array:
@@ -147,7 +145,7 @@ def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, cent
     resp = initial_resp(key, chunks, mask, init, centers)
 
     def chunk(X, w, rows):
-        X = fill(X) if chunks.missing else X
+        X = chunks.filled(X)
         return 0.0, chunk_stats(resp(X, rows), X, w, covariance_type)
 
     _, stats = accumulate(chunk, covariance_type, mask.shape[0], chunks)
@@ -189,19 +187,22 @@ def seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k, 
     return offset, centers.reshape((M, n_init) + centers.shape[1:])
 
 
-@jit(static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size"))
-def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init, n_init, chunk_size):
+@jit(static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size", "missing"))
+def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init, n_init, chunk_size, missing=False):
     """(n_init,)-batched GMMParams where ``fit``'s restarts would start.
 
     Restart i uses the i-th of ``restart_keys(key, n_init)``, as ``fit``
     does; the data are centred at their weighted mean first, as
     there. For starting points that fix some parameters and initialise the
     rest by a method (scikit-learn's ``means_init`` and friends).
+    ``missing``: X has missing entries (NaN), filled as ``fit``'s starts
+    fill them.
     """
     offset, centers = seed_program(
-        key, jnp.array([n_components]), X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=False
+        key, jnp.array([n_components]), X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=False,
+        missing=missing,
     )
-    chunks = Chunks(X, w, offset, chunk_size)
+    chunks = Chunks(X, w, offset, chunk_size, missing=missing)
     mask = jnp.ones((n_components,), bool)
     start = lambda key, centers: initialize(key, chunks, mask, init, covariance_type, reg_covar, centers)
     params = jax.vmap(start)(restart_keys(key, n_init), None if centers is None else centers[0])

@@ -26,7 +26,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from jgmm._criteria import aic, bic
 from jgmm._fit import default_chunk_size, fit
 from jgmm._init import initial_params
-from jgmm._missing import observed_mean
 from jgmm._online import online_init, online_step
 from jgmm._shard import data_mesh
 from jgmm._params import GMMParams, Status
@@ -180,17 +179,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _method_params(self, X, w, key, n_init, method):
         """(n_init,)-batched GMMParams where ``fit``'s restarts by ``method``
-        start (missing entries filled with their feature's weighted mean, as
-        ``fit`` fills them)."""
+        start (missing entries filled as ``fit`` fills them)."""
         K, ct = self.n_components, self.covariance_type
-        w = np.ones(X.shape[0], X.dtype) if w is None else w
-        if self.missing == "marginalize":
+        marginalize = self.missing == "marginalize"
+        if marginalize:
             check_observed(np.all(np.isnan(X), axis=0), remedy="Initialise from data that observe every feature.")
-            X = np.where(np.isnan(X), np.asarray(observed_mean(X, w)), X)
         return initial_params(
-            key, X, w, self.reg_covar, n_components=K,
-            covariance_type=ct, init=method, n_init=n_init,
-            chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize, None, ct),
+            key, X, np.ones(X.shape[0], X.dtype) if w is None else w, self.reg_covar, n_components=K,
+            covariance_type=ct, init=method, n_init=n_init, missing=marginalize,
+            chunk_size=default_chunk_size(X.shape[0], K, X.shape[1], n_init, X.dtype.itemsize, None, ct, marginalize),
         )
 
     def _prec_chol_init(self, X):
