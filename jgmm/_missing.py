@@ -27,6 +27,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jgmm._covariance import FAMILIES
@@ -41,10 +42,12 @@ def fill(X: jax.Array) -> jax.Array:
     return jnp.where(jnp.isnan(X), 0, X)
 
 
-def observed_mean(X: jax.Array, w: jax.Array) -> jax.Array:
-    """(D,) weighted mean of each feature over the samples observing it."""
-    observed = (~jnp.isnan(X)).astype(X.dtype)
-    return (w @ fill(X)) / (w @ observed)
+def observed_mean(X, w):
+    """(D,) weighted mean of each feature over the samples observing it; in
+    numpy for numpy arrays (host data stay on the host)."""
+    xp = np if isinstance(X, np.ndarray) else jnp
+    observed = ~xp.isnan(X)
+    return (w @ xp.where(observed, X, 0)) / (w @ observed.astype(X.dtype))
 
 
 def conditionals(params: GMMParams, X):

@@ -19,6 +19,7 @@ import numpy as np
 
 from jgmm._covariance import FAMILIES
 from jgmm._em import SuffStats
+from jgmm._missing import observed_mean
 from jgmm._params import GMMParams
 
 
@@ -61,7 +62,7 @@ def default_prior(X, n_components: int, covariance_type: str = "full", sample_we
     D = X.shape[1]
     w = xp.ones(X.shape[:1], dtype) if sample_weight is None else xp.asarray(sample_weight, dtype)
     observed = (~xp.isnan(X)).astype(dtype)
-    mean = (w @ xp.where(observed > 0, X, 0)) / (w @ observed)
+    mean = observed_mean(X, w)
     centred = xp.where(observed > 0, X - mean, 0)
     pairs = (observed * w[:, None]).T @ observed  # (D, D) weight observed in both features
     cov = (centred * w[:, None]).T @ centred / (pairs - 1)  # np.cov's N - 1 for unit weights
