@@ -20,7 +20,15 @@ import numpy as np
 
 from jgmm._fit import fit
 from jgmm._params import HEALTHY, GMMParams
-from jgmm._validation import check_array, check_choice, check_int, check_param_values, check_params, check_sample_weight
+from jgmm._validation import (
+    check_array,
+    check_choice,
+    check_int,
+    check_key,
+    check_param_values,
+    check_params,
+    check_sample_weight,
+)
 
 METHODS = ("nonparametric", "weighted")
 
@@ -84,6 +92,7 @@ def bootstrap(
     Returns:
       Bootstrap.
     """
+    key = check_key(key)
     X = check_array(X)
     N, D = X.shape
     params = check_param_values(check_params(params, n_features=D))

@@ -21,6 +21,7 @@ from jax.sharding import PartitionSpec as P
 from jgmm._covariance import FAMILIES, log_gaussian
 from jgmm._missing import conditionals, fill, missing_stats
 from jgmm._params import GMMParams
+from jgmm._validation import check_covariance_type, check_params, check_shape, check_weight_shape
 
 
 class SuffStats(NamedTuple):
@@ -85,8 +86,10 @@ def e_step(params: GMMParams, X: jax.Array, sample_weight: jax.Array | None = No
       log_likelihood: () mean per-sample log-likelihood (1/N) Σ_n log p(x_n),
         weighted by ``sample_weight`` when given.
     """
+    check_params(params)
+    X = check_shape(jnp.asarray(X), n_features=params.n_features, expected_by="the mixture")
     log_resp, log_norm = _log_resp(params, X)
-    w = _weights_or_ones(sample_weight, X)
+    w = _weights_or_ones(check_weight_shape(sample_weight, X.shape[0]), X)
     return log_resp, (w @ log_norm) / jnp.sum(w)
 
 
@@ -115,11 +118,16 @@ def suff_stats(
     Returns:
       SuffStats.
     """
-    w = _weights_or_ones(sample_weight, X)
+    check_covariance_type(covariance_type)
+    N, D = check_shape(X).shape
+    check_shape(resp, "resp", n_samples=(N, "X"))
+    w = _weights_or_ones(check_weight_shape(sample_weight, N), X)
     resp_w = resp * w[:, None]
     nk = jnp.sum(resp_w, axis=0)
     if shift is None:
         shift = (w @ X) / jnp.sum(w)
+    elif jnp.shape(shift) != (D,):
+        raise ValueError(f"shift must have shape ({D},), one centre per feature of X; got {jnp.shape(shift)}.")
     Xc = X - shift
     sx = resp_w.T @ Xc
     sxx = FAMILIES[covariance_type].second_moment(resp_w, Xc)
@@ -144,6 +152,14 @@ def params_from_stats(stats: SuffStats, covariance_type: str = "full", reg_covar
       singular or indefinite even after ``reg_covar``, its clipped diagonal
       stands in (see ``params_and_singular``).
     """
+    check_covariance_type(covariance_type)
+    K, D = stats.sx.shape
+    expected = {"full": (K, D, D), "tied": (D, D)}.get(covariance_type, (K, D))
+    if stats.sxx.shape != expected:
+        raise ValueError(
+            f"stats.sxx has shape {stats.sxx.shape}, but covariance_type={covariance_type!r} needs {expected}: "
+            f"accumulate the statistics with suff_stats(..., covariance_type={covariance_type!r})."
+        )
     return params_and_singular(stats, covariance_type, reg_covar)[0]
 
 

@@ -584,8 +584,9 @@ def fit(
     """Fit a Gaussian mixture by EM, all restarts in one compiled program.
 
     Args:
-      key: a ``jax.random`` key. Restart i uses ``jax.random.split(key,
-        n_init)[i]``; a single fit uses ``key`` itself.
+      key: a ``jax.random.key`` (a raw ``jax.random.PRNGKey`` is wrapped as
+        the same key). Restart i uses ``jax.random.split(key, n_init)[i]``;
+        a single fit uses ``key`` itself.
       X: (N, D) samples. float32 by default; float64 data stay float64 when
         ``jax_enable_x64`` is on.
       n_components: K >= 1, at most N.
@@ -636,8 +637,8 @@ def fit(
     Raises:
       ValueError: on invalid input, before anything is traced.
     """
-    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
-        X, sample_weight, n_init, max_iter, tol, reg_covar, missing
+    key, X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
+        key, X, sample_weight, n_init, max_iter, tol, reg_covar, missing
     )
     progress = check_int(progress, "progress", 0)
     mesh = data_mesh(X)

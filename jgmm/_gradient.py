@@ -127,7 +127,9 @@ def fit_gradient(
       FitResult of the best start: ``n_iter`` counts optimizer steps,
       ``history`` the mean log-likelihood before each step.
     """
-    X, w, n_init, steps, tol, reg_covar = check_em_arguments(X, sample_weight, n_init, steps, tol, reg_covar)
+    key, X, w, n_init, steps, tol, reg_covar = check_em_arguments(
+        key, X, sample_weight, n_init, steps, tol, reg_covar
+    )
     K = check_n_components(n_components, X.shape[0])
     covariance_type = check_covariance_type(covariance_type)
     starts = batched_starts(key, X, w, init, n_init, K, covariance_type, reg_covar)

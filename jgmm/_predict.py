@@ -13,7 +13,7 @@ from jgmm._em import weighted_log_prob
 from jgmm._missing import observed_log_prob
 from jgmm._params import GMMParams
 from jgmm._precision import full_precision
-from jgmm._validation import check_array, check_params
+from jgmm._validation import check_array, check_int, check_key, check_params
 
 def _weighted_log_prob(params: GMMParams, X, missing: bool):
     """(N, K) log π_k + log N(x_n | k), of the observed features if ``missing``."""
@@ -67,7 +67,6 @@ def predict(params: GMMParams, X, missing: str = "error") -> jax.Array:
     return _predict(params, checked_data(params, X, missing), missing == "marginalize")
 
 
-@functools.partial(jax.jit, static_argnames="n")
 def sample(key: jax.Array, params: GMMParams, n: int):
     """Draw n samples from the mixture.
 
@@ -80,6 +79,11 @@ def sample(key: jax.Array, params: GMMParams, n: int):
       X: (n, D) samples, x = μ_z + L_z ε with Σ_z = L_z L_zᵀ, ε ~ N(0, I).
       labels: (n,) int component z of each sample, z ~ Categorical(π).
     """
+    return _sample(check_key(key), check_params(params), check_int(n, "n", 0))
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def _sample(key, params, n):
     key_z, key_eps = jax.random.split(key)
     labels = jax.random.categorical(key_z, jnp.log(params.weights), shape=(n,))
     eps = jax.random.normal(key_eps, (n, params.n_features), params.means.dtype)

@@ -210,8 +210,8 @@ def select(
     Returns:
       Selection.
     """
-    X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
-        X, sample_weight, n_init, max_iter, tol, reg_covar, missing
+    key, X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
+        key, X, sample_weight, n_init, max_iter, tol, reg_covar, missing
     )
     marginalize = missing == "marginalize"
     N, D = X.shape

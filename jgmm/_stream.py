@@ -46,6 +46,7 @@ from jgmm._validation import (
     check_choice,
     check_covariance_type,
     check_int,
+    check_key,
     check_n_components,
     check_nonnegative,
     check_observed,
@@ -274,6 +275,7 @@ def fit_stream(
     Returns:
       FitResult of the best restart, as ``fit``.
     """
+    key = check_key(key)
     source = _Source(source)
     covariance_type = check_covariance_type(covariance_type)
     n_init, max_iter = check_int(n_init, "n_init", 1), check_int(max_iter, "max_iter", 1)

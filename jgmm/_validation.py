@@ -71,6 +71,26 @@ def check_array(
             raise ValueError(f"Input {name} must contain only numbers: {err}.") from None
         if np.iscomplexobj(X):
             raise ValueError(f"Complex data not supported in input {name}.")
+    check_shape(X, name, n_features=n_features, expected_by=expected_by)
+    if not _is_tracer(X):
+        has_nan, has_inf = _non_finite(X)
+        if has_nan and missing == "error":
+            raise ValueError(
+                f"Input {name} contains NaN. Pass missing='marginalize' to treat NaN entries as missing "
+                "values, or remove or impute them first."
+            )
+        if has_inf:
+            raise ValueError(f"Input {name} contains infinity or a value too large for dtype('{X.dtype}').")
+    dtype = float_dtype(X.dtype)
+    if check_range:
+        _check_range(X if jnp.issubdtype(X.dtype, jnp.floating) else X.astype(dtype), dtype)
+    return _as_dtype(X, dtype)
+
+
+def check_shape(X, name: str = "X", *, n_features: int | None = None, expected_by: str = "the model", n_samples=None):
+    """Static checks of a 2-D array, which hold under jit and vmap too: 2-D,
+    not empty, D = ``n_features`` and N = ``n_samples`` (an (N, name) pair)
+    when given. Returns X."""
     if X.ndim != 2:
         raise ValueError(
             f"Expected 2D array for {name}, got {X.ndim}D array instead of shape {X.shape}. "
@@ -87,19 +107,19 @@ def check_array(
         raise ValueError(
             f"{name} has {D} features, but {expected_by} is expecting {n_features} features as input."
         )
-    if not _is_tracer(X):
-        has_nan, has_inf = _non_finite(X)
-        if has_nan and missing == "error":
-            raise ValueError(
-                f"Input {name} contains NaN. Pass missing='marginalize' to treat NaN entries as missing "
-                "values, or remove or impute them first."
-            )
-        if has_inf:
-            raise ValueError(f"Input {name} contains infinity or a value too large for dtype('{X.dtype}').")
-    dtype = float_dtype(X.dtype)
-    if check_range:
-        _check_range(X if jnp.issubdtype(X.dtype, jnp.floating) else X.astype(dtype), dtype)
-    return _as_dtype(X, dtype)
+    if n_samples is not None and N != n_samples[0]:
+        raise ValueError(f"{name} has {N} samples, but {n_samples[1]} has {n_samples[0]}.")
+    return X
+
+
+def check_weight_shape(sample_weight, N: int):
+    """Refuse sample weights that are not (N,); returns them."""
+    if sample_weight is not None and np.shape(sample_weight) != (N,):
+        raise ValueError(
+            f"sample_weight.shape == {tuple(np.shape(sample_weight))}, expected ({N},) to match the "
+            f"number of samples in X."
+        )
+    return sample_weight
 
 
 def _as_dtype(x, dtype):
@@ -122,6 +142,26 @@ def _non_finite(x) -> tuple[bool, bool]:
     if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
         return False, False
     return bool(np.any(np.isnan(x))), bool(np.any(np.isinf(x)))
+
+
+def check_key(key) -> jax.Array:
+    """A typed ``jax.random`` key; a raw uint32 key (``jax.random.PRNGKey``)
+    is wrapped as the default implementation's key.
+
+    Raises:
+      TypeError: anything else, e.g. an int seed.
+    """
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.ndim != 0:
+            raise TypeError(f"key must be a single random key, got an array of keys of shape {key.shape}.")
+        return key
+    if dtype == np.uint32 and np.ndim(key) == 1:
+        return jax.random.wrap_key_data(key)  # checks the length for the implementation
+    raise TypeError(
+        f"key must be a JAX random key such as jax.random.key(0), got {type(key).__name__}"
+        f"{'' if dtype is None else f' of dtype {dtype} and shape {np.shape(key)}'}."
+    )
 
 
 def check_int(value, name: str, minimum: int) -> int:
@@ -174,11 +214,7 @@ def check_sample_weight(sample_weight, N: int, dtype):
         return jnp.ones((N,), dtype)
     if not isinstance(sample_weight, jax.Array):
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
-    if sample_weight.shape != (N,):
-        raise ValueError(
-            f"sample_weight.shape == {tuple(sample_weight.shape)}, expected ({N},) to match the "
-            f"number of samples in X."
-        )
+    check_weight_shape(sample_weight, N)
     if not _is_tracer(sample_weight):
         finite, negative, positive = _weight_summary(sample_weight)
         if not finite:
@@ -287,12 +323,12 @@ def _check_range(X, dtype) -> None:
         )
 
 
-def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar, missing="error"):
+def check_em_arguments(key, X, sample_weight, n_init, max_iter, tol, reg_covar, missing="error"):
     """Validate what ``fit`` and ``select`` share; NaN entries of X are
     allowed when ``missing`` is "marginalize".
 
     Returns:
-      (X as a floating JAX array, weights (N,), n_init, max_iter, tol and
+      (key (``check_key``), X as a floating JAX array, weights (N,), n_init, max_iter, tol and
       reg_covar as scalars of X's dtype).
     """
     X = check_array(X, missing=missing, check_range=True)
@@ -301,4 +337,4 @@ def check_em_arguments(X, sample_weight, n_init, max_iter, tol, reg_covar, missi
     tol = _as_dtype(check_nonnegative(tol, "tol"), X.dtype)
     reg_covar = _as_dtype(check_nonnegative(reg_covar, "reg_covar"), X.dtype)
     w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    return X, w, n_init, max_iter, tol, reg_covar
+    return check_key(key), X, w, n_init, max_iter, tol, reg_covar

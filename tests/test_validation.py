@@ -66,3 +66,66 @@ def test_bad_initial_parameters():
         jgmm.fit(KEY, X, 2, "diag", init=wrong)
     with pytest.raises(ValueError, match="X has 3 features, but the parameters are expecting 2"):
         jgmm.fit(KEY, np.ones((20, 3)), 2, "diag", init=good)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda key: jgmm.fit(key, X, 2, n_init=3, max_iter=5).params,
+        lambda key: jgmm.select(key, X, range(1, 3), ("diag",), n_init=2, max_iter=5).best_params,
+        lambda key: jgmm.fit_stream(key, X, 2, n_init=2, max_iter=5).params,
+        lambda key: jgmm.fit_gradient(key, X, 2, steps=5).params,
+        lambda key: jgmm.bootstrap(key, X, jgmm.fit(KEY, X, 2, max_iter=5).params, 2, max_iter=5).replicates,
+        lambda key: jgmm.sample(key, jgmm.fit(KEY, X, 2, max_iter=5).params, 4),
+    ],
+    ids=["fit", "select", "fit_stream", "fit_gradient", "bootstrap", "sample"],
+)
+def test_raw_uint32_key_is_the_typed_key(call):
+    raw, typed = call(jax.random.PRNGKey(0)), call(jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(raw), jax.tree.leaves(typed), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        (0, "key must be a JAX random key such as jax.random.key\\(0\\), got int"),
+        (jax.random.split(KEY, 2), "key must be a single random key, got an array of keys of shape \\(2,\\)"),
+    ],
+)
+def test_bad_key(key, message):
+    with pytest.raises(TypeError, match=message):
+        jgmm.fit(key, X, 2)
+
+
+PARAMS = jgmm.fit(KEY, X, 2, max_iter=5).params
+RESP = np.full((20, 2), 0.5)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: jgmm.e_step(PARAMS, X[:, :1]), "X has 1 features, but the mixture is expecting 2"),
+        (lambda: jgmm.e_step(PARAMS, X[:, 0]), "Expected 2D array for X, got 1D array"),
+        (lambda: jgmm.e_step(PARAMS, X, np.ones(3)), "sample_weight.shape == \\(3,\\), expected \\(20,\\)"),
+        (lambda: jgmm.m_step(RESP[:3], X), "resp has 3 samples, but X has 20"),
+        (lambda: jgmm.m_step(RESP, X, "ful"), "'covariance_type' parameter must be a str among"),
+        (lambda: jgmm.suff_stats(RESP, X, shift=np.zeros(3)), "shift must have shape \\(2,\\)"),
+        (
+            lambda: jgmm.params_from_stats(jgmm.suff_stats(RESP, X), "diag"),
+            "stats.sxx has shape \\(2, 2, 2\\), but covariance_type='diag' needs \\(2, 2\\)",
+        ),
+        (lambda: jgmm.sample(KEY, PARAMS, -1), "'n' parameter must be an int in the range \\[0, inf\\)"),
+    ],
+    ids=["e_step-D", "e_step-1d", "e_step-weights", "m_step-N", "m_step-family", "shift", "stats-family", "sample-n"],
+)
+def test_building_blocks_refuse_mismatched_shapes(call, message):
+    """The pure pieces check their static shapes (under jit too) instead of
+    broadcasting a mismatch into a wrong answer."""
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_building_block_checks_hold_under_jit():
+    with pytest.raises(ValueError, match="X has 1 features, but the mixture is expecting 2"):
+        jax.jit(jgmm.e_step)(PARAMS, X[:, :1])
