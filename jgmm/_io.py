@@ -25,10 +25,18 @@ VERSION = 1
 _FIELDS = ("weights", "means", "prec_chol")
 
 
+def check_directory(path) -> Path:
+    """``path`` as a Path whose directory exists (else FileNotFoundError)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such directory, so {path.name} cannot be written there.")
+    return path
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temporary binary file next to ``path``, then
     rename it to ``path`` (atomic on POSIX and Windows)."""
-    path = Path(path)
+    path = check_directory(path)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)

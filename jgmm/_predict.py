@@ -13,7 +13,7 @@ from jgmm._em import weighted_log_prob
 from jgmm._missing import observed_log_prob
 from jgmm._params import GMMParams
 from jgmm._precision import full_precision
-from jgmm._validation import check_array, check_int, check_key, check_params
+from jgmm._validation import check_array, check_int, check_key, check_param_values, check_params
 
 def _weighted_log_prob(params: GMMParams, X, missing: bool):
     """(N, K) log π_k + log N(x_n | k), of the observed features if ``missing``."""
@@ -38,7 +38,7 @@ def _predict_proba(params: GMMParams, X, missing: bool):
 def checked_data(params: GMMParams, X, missing: str = "error") -> jax.Array:
     """X validated against the parameters' number of features; NaN allowed
     when ``missing`` is "marginalize"."""
-    check_params(params)
+    check_param_values(check_params(params))
     return check_array(X, n_features=params.n_features, expected_by="the mixture", missing=missing)
 
 
@@ -79,7 +79,7 @@ def sample(key: jax.Array, params: GMMParams, n: int):
       X: (n, D) samples, x = μ_z + L_z ε with Σ_z = L_z L_zᵀ, ε ~ N(0, I).
       labels: (n,) int component z of each sample, z ~ Categorical(π).
     """
-    return _sample(check_key(key), check_params(params), check_int(n, "n", 0))
+    return _sample(check_key(key), check_param_values(check_params(params)), check_int(n, "n", 0))
 
 
 @functools.partial(jax.jit, static_argnames="n")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jgmm._files import DataError, read_data
-from jgmm._io import atomic_write
+from jgmm._io import atomic_write, check_directory
 from jgmm._params import COVARIANCE_TYPES
 from jgmm._validation import MISSING
 
@@ -198,6 +198,8 @@ def _fit(args) -> int:
 
     import jgmm
 
+    for path in [args.out] + ([f"{args.plot}_criterion.png"] if args.plot else []):
+        check_directory(path)  # before the fit, not after it
     X = _data(args.data, args)
     split = None
     if args.distributed:  # each process fits its share of the rows
@@ -212,6 +214,8 @@ def _fit(args) -> int:
 def _predict(args) -> int:
     import jgmm
 
+    if args.out is not None:
+        check_directory(args.out)
     params, X = _model_and_data(args)
     if args.proba:
         values = np.asarray(jgmm.predict_proba(params, X, args.missing))

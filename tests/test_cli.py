@@ -116,6 +116,8 @@ def test_help_for_each_command(run, command):
          "d.csv: has 3 columns, but the model in model.npz was fitted on 2"),
         ({}, ("fit", "d.csv", "--k", "0:3"), "expected 1 <= LOW <= HIGH"),
         ({}, ("fit", "d.csv", "--covariance-type", "full,banana"), "unknown covariance type(s) banana"),
+        ({"d.csv": "1,2\n3,4\n"}, ("predict", "model.npz", "d.csv", "--out", "absent/labels.csv"),
+         "absent: no such directory, so labels.csv cannot be written there"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(run, tmp_path, files, args, message):
@@ -128,6 +130,13 @@ def test_bad_input_is_one_line_and_exit_code_2(run, tmp_path, files, args, messa
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert len([line for line in out.stderr.splitlines() if "error:" in line]) == 1
+
+
+@pytest.mark.parametrize("args", [("--out", "absent/model.npz"), ("--plot", "absent/pic")])
+def test_fit_refuses_a_missing_output_directory_before_fitting(run, faithful_csv, args):
+    out = run("fit", faithful_csv, "--k", "1:2", *args)
+    assert out.returncode == 2 and "absent: no such directory" in out.stderr
+    assert out.stdout == "", "the fit ran before the output path was checked"
 
 
 def test_console_script_is_declared():

@@ -120,6 +120,11 @@ def test_missing_file_raises_file_not_found(tmp_path):
         jgmm.load(tmp_path / "absent.npz")
 
 
+def test_save_into_a_missing_directory_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="absent: no such directory, so model.npz cannot be written there"):
+        jgmm.save(tmp_path / "absent" / "model.npz", fitted("diag"))
+
+
 def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
     jgmm.save(path, fitted("diag"))

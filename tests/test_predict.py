@@ -1,5 +1,7 @@
 """Scoring and sampling from a fitted mixture."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -55,3 +57,23 @@ def test_scoring_checks_the_number_of_features():
         jgmm.predict(params, np.ones((4, 3)))
     with pytest.raises(ValueError, match="contains NaN"):
         jgmm.log_prob(params, np.full((4, 2), np.nan))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(weights=np.full(3, 0.6, np.float32)), "params.weights must be non-negative and sum to 1"),
+        (dict(prec_chol=-np.ones((3, 2), np.float32)), "params.prec_chol has entries <= 0"),
+        (dict(means=np.full((3, 2), np.nan, np.float32)), "params.means contains NaN"),
+    ],
+)
+def test_invalid_parameter_values_are_refused_not_scored(change, message):
+    """Hand-made parameters off the simplex or with a negative precision
+    factor would give a wrong density or NaN: refused instead."""
+    X, params = fitted("diag")
+    bad = dataclasses.replace(params, **change)
+    for score in (jgmm.log_prob, jgmm.predict, jgmm.predict_proba, jgmm.bic):
+        with pytest.raises(ValueError, match=message):
+            score(bad, X)
+    with pytest.raises(ValueError, match=message):
+        jgmm.sample(jax.random.key(0), bad, 3)
