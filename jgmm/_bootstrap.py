@@ -25,6 +25,7 @@ from jgmm._validation import (
     check_choice,
     check_int,
     check_key,
+    check_not_traced,
     check_param_values,
     check_params,
     check_sample_weight,
@@ -92,6 +93,7 @@ def bootstrap(
     Returns:
       Bootstrap.
     """
+    check_not_traced("bootstrap", key, X, params, tol, reg_covar, sample_weight)
     key = check_key(key)
     X = check_array(X)
     N, D = X.shape

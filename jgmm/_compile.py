@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 FUSION_EMITTERS_OFF = {"xla_cpu_use_fusion_emitters": False}
+NESTED_JIT_ERROR = "`compiler_options` can only be passed to top-level `jax.jit`"
 
 
 @functools.cache
@@ -31,8 +32,9 @@ def cpu_compiler_options() -> dict:
 
 
 @functools.cache
-def jitted(fun, static_argnames: tuple, backend: str):
-    """``fun`` under ``jax.jit`` for ``backend``, with ``cpu_compiler_options()`` on CPU."""
+def jitted(fun, static_argnames: tuple, backend: str | None):
+    """``fun`` under ``jax.jit`` for ``backend``, with ``cpu_compiler_options()``
+    on CPU; ``backend=None``: without options."""
     options = cpu_compiler_options() if backend == "cpu" else None
     return jax.jit(fun, static_argnames=static_argnames, compiler_options=options)
 
@@ -47,7 +49,15 @@ def jit(fun=None, *, static_argnames=()):
 
     @functools.wraps(fun)
     def run(*args, **kwargs):
-        return program()(*args, **kwargs)
+        try:
+            return program()(*args, **kwargs)
+        except ValueError as err:
+            # Called inside a caller's jax.jit (or scan, cond, ...): JAX takes
+            # compiler options only at the top level, and the caller's jit
+            # compiles this program as part of its own.
+            if NESTED_JIT_ERROR not in str(err):
+                raise
+        return jitted(fun, static_argnames, None)(*args, **kwargs)
 
     run.lower = lambda *args, **kwargs: program().lower(*args, **kwargs)
     return run

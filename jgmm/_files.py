@@ -78,11 +78,12 @@ def _read_csv(path: Path, empty_is_nan: bool):
     """(N, D) values and the file's line number of each row; empty cells
     are NaN if ``empty_is_nan``."""
     try:
-        with open(path, newline="", encoding="utf-8") as file:
+        with open(path, newline="", encoding="utf-8-sig") as file:  # -sig: a byte-order mark is not data
             rows = list(csv.reader(file))
     except (UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: not a readable CSV text file ({err})") from None
-    lines = [(number, row) for number, row in enumerate(rows, start=1) if row and any(cell.strip() for cell in row)]
+    # Blank lines are skipped; a row of empty cells (",,") is a row of missing values.
+    lines = [(number, row) for number, row in enumerate(rows, start=1) if len(row) > 1 or (row and row[0].strip())]
     if lines and not all(_is_number(cell) for cell in lines[0][1]):
         lines = lines[1:]  # a header row
     if not lines:
@@ -98,10 +99,18 @@ def _read_csv(path: Path, empty_is_nan: bool):
             except ValueError:
                 what = (
                     "is empty (missing value; pass --missing marginalize to fit around it)"
-                    if not cell.strip() else f"{cell.strip()!r} is not a number"
+                    if not cell.strip() else f"{cell.strip()!r} is not a number{_separator_hint(cell)}"
                 )
                 raise DataError(f"{path}: line {number}, column {j + 1}: {what}") from None
     return values, [number for number, _ in lines]
+
+
+def _separator_hint(cell: str) -> str:
+    """A hint when a cell holds several values split by another separator."""
+    for separator in (";", "\t", " "):
+        if separator in cell.strip() and all(map(_is_number, cell.split(separator))):
+            return f" (values separated by {separator!r}? CSV files need commas)"
+    return ""
 
 
 def _is_number(cell: str) -> bool:

@@ -64,6 +64,7 @@ from jgmm._validation import (
     check_n_components,
     check_param_values,
     check_params,
+    is_tracer,
 )
 
 CHUNK_BYTES = 4 << 20  # CPU: a chunk's work stays in cache (docs/design.md)
@@ -524,7 +525,8 @@ def check_prior(prior, X, covariance_type: str, w=None):
             f"prior.mean must have shape {(D,)} and prior.scale {scale} for covariance_type={covariance_type!r}; "
             f"got {np.shape(prior.mean)} and {np.shape(prior.scale)}."
         )
-    if not (float(prior.shrinkage) > 0 and float(prior.dof) > 0 and float(prior.weight_concentration) >= 1):
+    values = (prior.shrinkage, prior.dof, prior.weight_concentration)
+    if not any(map(is_tracer, values)) and not (values[0] > 0 and values[1] > 0 and values[2] >= 1):
         raise ValueError("prior needs shrinkage > 0, dof > 0 and weight_concentration >= 1.")
     return jax.tree.map(lambda a: jnp.asarray(a, X.dtype), prior), per_k
 

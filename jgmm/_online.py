@@ -25,7 +25,7 @@ from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
 from jgmm._fit import default_chunk_size
 from jgmm._params import GMMParams, shift_means
-from jgmm._validation import check_array, check_sample_weight
+from jgmm._validation import check_array, check_sample_weight, is_tracer
 
 STEP_DECAY = 0.6  # α of the default step sizes (t + 2)^(-α)
 
@@ -103,7 +103,7 @@ def online_step(
     X = X.astype(dtype)
     N, D = X.shape
     w = check_sample_weight(sample_weight, N, dtype)
-    if step_size is not None and not (isinstance(step_size, jax.core.Tracer) or 0 < float(step_size) <= 1):
+    if step_size is not None and not (is_tracer(step_size) or 0 < float(step_size) <= 1):
         raise ValueError(f"step_size must be in (0, 1], got {step_size}.")
     marginalize = missing == "marginalize"
     size = default_chunk_size(

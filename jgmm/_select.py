@@ -35,7 +35,14 @@ from jgmm._fit import (
     seed,
 )
 from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
-from jgmm._validation import check_choice, check_covariance_type, check_em_arguments, check_int, check_n_components
+from jgmm._validation import (
+    check_choice,
+    check_covariance_type,
+    check_em_arguments,
+    check_int,
+    check_n_components,
+    check_not_traced,
+)
 
 CRITERIA = ("bic", "aic")
 
@@ -210,6 +217,7 @@ def select(
     Returns:
       Selection.
     """
+    check_not_traced("select", key, X, tol, reg_covar, sample_weight, prior)
     key, X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
         key, X, sample_weight, n_init, max_iter, tol, reg_covar, missing
     )

@@ -48,6 +48,7 @@ from jgmm._validation import (
     check_int,
     check_key,
     check_n_components,
+    check_not_traced,
     check_nonnegative,
     check_observed,
     float_dtype,
@@ -275,6 +276,7 @@ def fit_stream(
     Returns:
       FitResult of the best restart, as ``fit``.
     """
+    check_not_traced("fit_stream", key, source, init, tol, reg_covar)
     key = check_key(key)
     source = _Source(source)
     covariance_type = check_covariance_type(covariance_type)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +32,20 @@ def float_dtype(dtype) -> np.dtype:
     return jax.dtypes.canonicalize_dtype(dtype)
 
 
-def _is_tracer(x) -> bool:
+def is_tracer(x) -> bool:
+    """Whether x is traced (under jit, vmap, grad, ...): its value is unknown."""
     return isinstance(x, jax.core.Tracer)
+
+
+def check_not_traced(function: str, *values) -> None:
+    """Refuse traced inputs to a function that works on the host (it returns
+    tables or summaries, or reads files), with a message saying so."""
+    leaves = jax.tree.leaves(values, is_leaf=lambda x: isinstance(x, Iterator))  # a data source may be an iterator
+    if any(map(is_tracer, leaves)):
+        raise TypeError(
+            f"jgmm.{function} works on the host and cannot run under jax.jit, vmap or grad; "
+            "call it outside the transformation (jgmm.fit runs under jit and vmap)."
+        )
 
 
 def check_array(
@@ -72,7 +85,7 @@ def check_array(
         if np.iscomplexobj(X):
             raise ValueError(f"Complex data not supported in input {name}.")
     check_shape(X, name, n_features=n_features, expected_by=expected_by)
-    if not _is_tracer(X):
+    if not is_tracer(X):
         has_nan, has_inf = _non_finite(X)
         if has_nan and missing == "error":
             raise ValueError(
@@ -175,7 +188,7 @@ def check_int(value, name: str, minimum: int) -> int:
 
 def check_nonnegative(value, name: str):
     """A real number >= 0 (a traced scalar passes unchecked)."""
-    if _is_tracer(value):
+    if is_tracer(value):
         return value
     message = f"The '{name}' parameter must be a float in the range [0.0, inf). Got {value!r} instead."
     try:
@@ -215,7 +228,7 @@ def check_sample_weight(sample_weight, N: int, dtype):
     if not isinstance(sample_weight, jax.Array):
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
     check_weight_shape(sample_weight, N)
-    if not _is_tracer(sample_weight):
+    if not is_tracer(sample_weight):
         finite, negative, positive = _weight_summary(sample_weight)
         if not finite:
             raise ValueError("sample_weight contains NaN or infinity.")
@@ -271,7 +284,7 @@ def check_param_values(params: GMMParams) -> GMMParams:
     weights on the simplex, precision Cholesky factors triangular with a
     positive diagonal (so Σ⁻¹ = P Pᵀ is positive definite)."""
     leaves = (params.weights, params.means, params.prec_chol)
-    if any(_is_tracer(a) for a in leaves):
+    if any(is_tracer(a) for a in leaves):
         return params
     weights, means, P = (np.asarray(a, np.float64) for a in leaves)
     for name, a in zip(("weights", "means", "prec_chol"), (weights, means, P)):
@@ -306,7 +319,7 @@ def _check_range(X, dtype) -> None:
     """Refuse data so widely spread that second moments overflow ``dtype``
     (missing entries ignored), or with a feature never observed. Data on
     devices are reduced there (no copy to the host)."""
-    if _is_tracer(X):
+    if is_tracer(X):
         return
     xp = jnp if isinstance(X, jax.Array) else np
     with warnings.catch_warnings():  # numpy warns of all-NaN columns, refused below

@@ -4,6 +4,7 @@ e_step, fit under vmap, and jgmm.bootstrap."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import blobs
 
@@ -48,6 +49,45 @@ def test_fit_runs_under_vmap_over_data_sets(x64):
         assert int(batched.n_iter[i]) == int(single.n_iter)
         for a, b in zip(jax.tree.leaves(batched.params), jax.tree.leaves(single.params)):
             np.testing.assert_allclose(a[i], b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(), dict(prior="default"), dict(missing="marginalize", n_init=2)], ids=["ml", "prior", "missing"]
+)
+def test_fit_runs_inside_a_callers_jit(x64, kwargs):
+    """A fit traced into the caller's program (data, weights and tol traced)
+    is the fit called on its own."""
+    X, _, _ = blobs(seed=3, N=150, D=2, K=2)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, 150)
+    run = lambda X, w, tol: jgmm.fit(jax.random.key(0), X, 2, "full", sample_weight=w, tol=tol, **kwargs)
+    inside, alone = jax.jit(run)(X, w, 1e-3), run(X, w, 1e-3)
+    assert int(inside.n_iter) == int(alone.n_iter)
+    for a, b in zip(jax.tree.leaves(inside.params), jax.tree.leaves(alone.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_fit_gradient_runs_inside_a_callers_jit(x64):
+    X, _, _ = blobs(seed=4, N=100, D=2, K=2)
+    # Plain gradient steps: Adam would turn rounding in a near-zero gradient
+    # component into a full-size step, and the two compilations round apart.
+    sgd = optax.sgd(1e-2)
+    run = lambda X: jgmm.fit_gradient(jax.random.key(0), X, 2, optimizer=sgd, steps=20).log_likelihood
+    np.testing.assert_allclose(jax.jit(run)(X), run(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda X: jgmm.select(jax.random.key(0), X, range(1, 3), ("diag",)),
+        lambda X: jgmm.bootstrap(jax.random.key(0), X, jgmm.GMMParams(jnp.ones(1), jnp.zeros((1, 2)), jnp.ones(1), "spherical"), 2),
+        lambda X: jgmm.fit_stream(jax.random.key(0), X, 2),
+    ],
+    ids=["select", "bootstrap", "fit_stream"],
+)
+def test_host_side_functions_refuse_to_be_traced(call):
+    X, _, _ = blobs(seed=5, N=60, D=2, K=2)
+    with pytest.raises(TypeError, match="works on the host and cannot run under jax.jit, vmap or grad"):
+        jax.jit(call)(X)
 
 
 @pytest.mark.parametrize("method", ["nonparametric", "weighted"])

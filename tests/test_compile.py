@@ -1,5 +1,6 @@
 """How programs are compiled (jgmm._compile)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -25,3 +26,12 @@ def test_jit_compiles_once_per_static_argument_and_lowers():
     np.testing.assert_allclose(f(x, power=3), [0, 1, 8])
     assert calls == [2, 3]
     assert "stablehlo.multiply" in f.lower(x, power=2).as_text()
+
+
+def test_a_program_inside_a_callers_jit_drops_the_options():
+    """JAX takes compiler options only at the top level: nested in a caller's
+    jit, the program is traced into the caller's, which compiles it."""
+    square = _compile.jit(lambda x: x**2)
+    x = jnp.arange(3.0)
+    np.testing.assert_allclose(jax.jit(lambda x: square(x) + 1)(x), [1, 2, 5])
+    np.testing.assert_allclose(jax.lax.scan(lambda c, x: (c + square(x), None), 0.0, x)[0], 5)

@@ -20,6 +20,13 @@ def test_csv_with_and_without_header(tmp_path):
     assert with_header.dtype == np.float64
 
 
+def test_a_byte_order_mark_is_not_a_header(tmp_path):
+    """Spreadsheets write UTF-8 with a byte-order mark: the first row is still data."""
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeff1,2.5\n3,-4\n".encode("utf-8"))
+    np.testing.assert_array_equal(read_data(path), [[1.0, 2.5], [3.0, -4.0]])
+
+
 def test_numpy_files(tmp_path):
     X = np.arange(6.0).reshape(3, 2)
     np.save(tmp_path / "x.npy", X)
@@ -41,6 +48,7 @@ def test_numpy_files(tmp_path):
         ("h1,h2\n1,2\n3,nan\n", "line 3, column 2: value is NaN"),
         ("1,inf\n", "line 1, column 2: value is infinite"),
         ("a,b\n", "no data rows"),
+        ("a;b\n1;2\n", "line 2, column 1: '1;2' is not a number \\(values separated by ';'\\? CSV files need commas\\)"),
     ],
 )
 def test_csv_errors_name_file_line_and_column(tmp_path, text, message):
@@ -78,7 +86,8 @@ def test_missing_and_unsupported_files(tmp_path):
 
 
 def test_missing_cells_are_nan_when_marginalized(tmp_path):
-    path = write(tmp_path / "data.csv", "a,b\n1,2\n,4\n5,nan\n")
-    np.testing.assert_array_equal(read_data(path, "marginalize"), [[1, 2], [np.nan, 4], [5, np.nan]])
+    path = write(tmp_path / "data.csv", "a,b\n1,2\n,4\n,\n\n5,nan\n")
+    nan = np.nan  # the row of empty cells stays (a row of the output per row of input); the blank line does not
+    np.testing.assert_array_equal(read_data(path, "marginalize"), [[1, 2], [nan, 4], [nan, nan], [5, nan]])
     with pytest.raises(DataError, match="line 2, column 2: value is infinite; remove it"):
         read_data(write(tmp_path / "inf.csv", "1,2\n3,-inf\n"), "marginalize")

@@ -19,6 +19,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
         exec(compile(block, str(README), "exec"), namespace)
     assert namespace["selection"].best == ("tied", 3)
     assert namespace["many"].log_likelihood.shape == (8,)
+    assert abs(float(namespace["fit_and_score"](namespace["X"])) - float(namespace["many"].log_likelihood[0])) < 0.05
     assert (tmp_path / "model.npz").exists()
     assert namespace["result"].params.n_components == 2 and int(namespace["state"].n_steps) == 7
     assert namespace["online"].n_iter_ == 8
