@@ -2,7 +2,9 @@
 
 Needs matplotlib (``pip install 'jgmm[plot]'``). Data with more than two
 features are shown on their first two principal axes, and each component's
-mean and covariance are projected onto the same axes.
+mean and covariance are projected onto the same axes. One feature: a
+histogram of the data under the mixture's density and its weighted
+components.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from jgmm._params import GMMParams
-from jgmm._predict import predict
+from jgmm._predict import log_prob, predict
+from jgmm._validation import check_shape
 
 
 def principal_axes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -33,13 +36,34 @@ def full_covariances(params: GMMParams) -> np.ndarray:
     return cov
 
 
+def _plot_density(params: GMMParams, x: np.ndarray, ax, colours):
+    """Histogram of the (N,) samples x with the density p(x) and each π_k N(x | k)."""
+    ax.hist(x, bins="auto", density=True, color="0.8", label="data")
+    grid = np.linspace(x.min(), x.max(), 400)
+    spread = grid[-1] - grid[0] or 1.0
+    grid = np.linspace(grid[0] - 0.05 * spread, grid[-1] + 0.05 * spread, 400)
+    weights, means = np.asarray(params.weights, np.float64), np.asarray(params.means, np.float64)[:, 0]
+    variances = full_covariances(params)[:, 0, 0]
+    for k in range(params.n_components):
+        component = weights[k] * np.exp(-0.5 * (grid - means[k]) ** 2 / variances[k]) / np.sqrt(2 * np.pi * variances[k])
+        ax.plot(grid, component, color=colours(k % 10), lw=1.5, linestyle="--", zorder=3)  # over the density
+    ax.plot(grid, np.exp(np.asarray(log_prob(params, grid[:, None].astype(params.means.dtype)))), color="black", lw=2,
+            label="mixture density")
+    ax.set_xlabel("feature 1")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper right", frameon=False)
+    ax.set_title(f"{params.n_components} components, covariance_type={params.covariance_type!r}")
+    return ax
+
+
 def plot_mixture(params: GMMParams, X, ax=None, sigmas=(1, 2)):
     """Scatter X coloured by most probable component, with each component's
-    ``sigmas``-σ ellipses and its mean marked.
+    ``sigmas``-σ ellipses and its mean marked; for one feature, a histogram
+    of X with the mixture's density and its weighted components (dashed).
 
     Args:
       params: GMMParams in D dimensions.
-      X: (N, D) samples, D >= 2 (more than 2: first two principal axes).
+      X: (N, D) samples (more than 2 features: first two principal axes).
       ax: a matplotlib Axes; a new figure if None.
       sigmas: ellipse radii in standard deviations.
 
@@ -49,13 +73,14 @@ def plot_mixture(params: GMMParams, X, ax=None, sigmas=(1, 2)):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Ellipse
 
-    X = np.asarray(X, np.float64)
-    if X.ndim != 2 or X.shape[1] < 2:
-        raise ValueError(f"plot_mixture needs (N, D) data with D >= 2; got shape {X.shape}.")
+    X = check_shape(np.asarray(X, np.float64), n_features=params.n_features, expected_by="the mixture")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5))
-    labels = np.asarray(predict(params, X))
+    colours = plt.get_cmap("tab10")
     K, D = params.n_components, params.n_features
+    if D == 1:
+        return _plot_density(params, X[:, 0], ax, colours)
+    labels = np.asarray(predict(params, X))
     covariances = full_covariances(params)
     if D == 2:
         centre, V = np.zeros(2), np.eye(2)
@@ -67,7 +92,6 @@ def plot_mixture(params: GMMParams, X, ax=None, sigmas=(1, 2)):
         ax.set_ylabel("second principal axis")
     Y = (X - centre) @ V
     means = (np.asarray(params.means, np.float64) - centre) @ V
-    colours = plt.get_cmap("tab10")
     ax.scatter(Y[:, 0], Y[:, 1], c=[colours(k % 10) for k in labels], s=8, alpha=0.6, linewidths=0)
     for k in range(K):
         eigenvalues, vectors = np.linalg.eigh(V.T @ covariances[k] @ V)

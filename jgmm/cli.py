@@ -172,8 +172,8 @@ def _plots(selection, X, prefix: str, name: str):
     ax = selection.plot()
     ax.set_title(f"{name}: {selection.criterion.upper()} by K and covariance family")
     figures["criterion"] = ax.figure
-    if X.shape[1] >= 2:  # the rows with every feature observed
-        figures["mixture"] = jgmm.plot_mixture(selection.best_params, X[~np.isnan(X).any(axis=1)]).figure
+    # the rows with every feature observed
+    figures["mixture"] = jgmm.plot_mixture(selection.best_params, X[~np.isnan(X).any(axis=1)]).figure
     for kind, figure in figures.items():
         path = Path(f"{prefix}_{kind}.png")
         atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=120, bbox_inches="tight"))

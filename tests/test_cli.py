@@ -132,6 +132,14 @@ def test_bad_input_is_one_line_and_exit_code_2(run, tmp_path, files, args, messa
     assert len([line for line in out.stderr.splitlines() if "error:" in line]) == 1
 
 
+def test_one_feature_gets_a_density_plot(run, tmp_path):
+    column = np.random.default_rng(0).normal(size=(200, 1)) + np.repeat([[-3.0], [3.0]], 100, axis=0)
+    np.savetxt(tmp_path / "one.csv", column)
+    out = run("fit", "one.csv", "--k", "1:3", "--covariance-type", "diag", "--plot", "pic")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "pic_mixture.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
 @pytest.mark.parametrize("args", [("--out", "absent/model.npz"), ("--plot", "absent/pic")])
 def test_fit_refuses_a_missing_output_directory_before_fitting(run, faithful_csv, args):
     out = run("fit", faithful_csv, "--k", "1:2", *args)

@@ -38,8 +38,25 @@ def test_more_than_two_features_use_principal_axes(tmp_path):
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
-def test_one_feature_is_refused():
-    X = np.random.default_rng(0).normal(size=(50, 1))
+def test_one_feature_is_a_histogram_under_the_mixture_density():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-3, 1, 200), rng.normal(3, 0.5, 100)])[:, None]
     params = jgmm.fit(jax.random.key(0), X, 2).params
-    with pytest.raises(ValueError, match="D >= 2"):
-        jgmm.plot_mixture(params, X)
+    ax = jgmm.plot_mixture(params, X)
+    *components, mixture = ax.lines
+    assert len(components) == 2 and mixture.get_label() == "mixture density"
+    # The drawn density is p(x), and it is the sum of the dashed weighted components.
+    x, y = mixture.get_data()
+    np.testing.assert_allclose(y, np.exp(jgmm.log_prob(params, x[:, None])), rtol=1e-5)
+    np.testing.assert_allclose(sum(line.get_ydata() for line in components), y, rtol=1e-4)
+    assert x.min() < X.min() and x.max() > X.max()
+    heights = [patch.get_height() for patch in ax.patches]  # the histogram, normalised
+    widths = [patch.get_width() for patch in ax.patches]
+    assert np.dot(heights, widths) == pytest.approx(1.0)
+
+
+def test_data_of_another_dimension_are_refused():
+    X, _, _ = blobs(52, N=100, D=2, K=2)
+    params = jgmm.fit(jax.random.key(0), X, 2).params
+    with pytest.raises(ValueError, match="X has 1 features, but the mixture is expecting 2"):
+        jgmm.plot_mixture(params, X[:, :1])
