@@ -49,9 +49,10 @@ import numpy as np
 
 from jgmm._compile import jit
 from jgmm._covariance import FAMILIES
-from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, suff_stats
+from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, pass_sums, suff_stats
+from jgmm._implicit import fixed_point
 from jgmm._init import INIT_METHODS, initial_params, initialize, member_keys, seed_program, subsample
-from jgmm._missing import DIAGONAL
+from jgmm._missing import DIAGONAL, observed_mean
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status, shift_means
 from jgmm._precision import full_precision
 from jgmm._prior import Prior, default_prior, map_params_and_singular, prior_for_k
@@ -505,6 +506,23 @@ seed = full_precision(compiled_seed)
 fit_grid = full_precision(compiled_grid)
 
 
+def em_map(params, key, X, w, tol, reg_covar, init_params, prior, *, chunk_size, mesh, prior_per_k, missing):
+    """One EM iteration from ``params`` (data coordinates) on ``fit``'s
+    arguments, and the mean log-likelihood of ``params``: the map whose fixed
+    point a fit is (``jgmm._implicit``). ``key``, ``tol`` and ``init_params``
+    only set where EM starts and stops, so they are not used."""
+    del key, tol, init_params
+    centre = jax.lax.stop_gradient(observed_mean(X, w))  # T does not depend on it
+    total, stats = pass_sums(shift_means(params, -centre), Chunks(X, w, centre, chunk_size, mesh, missing=missing))
+    covariance_type = params.covariance_type
+    if prior is None:
+        new, _ = params_and_singular(stats, covariance_type, reg_covar)
+    else:
+        prior = prior_for_k(prior, params.n_components) if prior_per_k else prior
+        new, _ = map_params_and_singular(stats, covariance_type, reg_covar, prior._replace(mean=prior.mean - centre))
+    return shift_means(new, centre), total / jnp.sum(w)
+
+
 def check_prior(prior, X, covariance_type: str, w=None):
     """``prior`` as ``fit`` and ``select`` take it: None, "default" or a
     ``Prior`` whose arrays fit the data and family; in X's dtype. Returns
@@ -634,7 +652,10 @@ def fit(
 
     Returns:
       FitResult of the best restart (highest log-likelihood among the
-      restarts that did not fail).
+      restarts that did not fail). Its ``params`` and ``log_likelihood``
+      are differentiable (``jax.grad``, ``jax.jvp``) with respect to X,
+      ``sample_weight``, ``reg_covar`` and ``prior``, by implicit
+      differentiation at EM's fixed point (``jgmm._implicit``).
 
     Raises:
       ValueError: on invalid input, before anything is traced.
@@ -659,15 +680,8 @@ def fit(
     chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
         N, K, D, n_init, X.dtype.itemsize, mesh, covariance_type, marginalize
     )
-    best, _ = fit_grid(
-        key,
-        np.array([K], np.int32),
-        X,
-        w,
-        tol,
-        reg_covar,
-        init_params,
-        prior=prior,
+    grid = functools.partial(
+        fit_grid,
         n_components=K,
         covariance_type=covariance_type,
         max_iter=max_iter,
@@ -682,4 +696,12 @@ def fit(
         prior_per_k=prior_per_k,
         missing=marginalize,
     )
-    return jax.tree.map(lambda a: a[0], best)
+
+    def solve(key, X, w, tol, reg_covar, init_params, prior):
+        best, _ = grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior)
+        return jax.tree.map(lambda a: a[0], best)
+
+    update = full_precision(functools.partial(
+        em_map, chunk_size=chunk_size, mesh=mesh, prior_per_k=prior_per_k, missing=marginalize
+    ))
+    return fixed_point(solve, update, (key, X, w, tol, reg_covar, init_params, prior))

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -24,3 +25,4 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert namespace["result"].params.n_components == 2 and int(namespace["state"].n_steps) == 7
     assert namespace["online"].n_iter_ == 8
     assert namespace["boot"].replicates.means.shape[0] == 200 and namespace["dlogp_dX"].shape == (272, 2)
+    assert namespace["dmean_dX"].shape == (272, 2) and np.all(np.isfinite(namespace["dmean_dX"]))
