@@ -56,6 +56,11 @@ def main():
         one_map = jgmm.fit(jax.random.key(0), X, 2, "diag", prior="default")
         four_map = jgmm.fit(jax.random.key(0), Xs, 2, "diag", prior="default", sample_weight=ws)
         out["fit default prior"] = largest_relative_difference(one_map.params, four_map.params)
+        # derivatives through a fit (implicit differentiation) where the data lie
+        mean = lambda X, w: jgmm.fit(jax.random.key(0), X, 2, tol=1e-12, max_iter=1000, sample_weight=w).params.means[0, 0]
+        one_grad = jax.grad(mean)(X, np.ones(301))
+        four_grad = jax.grad(mean)(Xs, ws)[:301]
+        out["fit gradient"] = float(np.max(np.abs(one_grad - four_grad)) / np.max(np.abs(one_grad)))
         out["select bic"] = float(np.max(np.abs(one.to_dict()["bic"] - four.to_dict()["bic"]) / np.abs(one.to_dict()["bic"])))
         out["select best"] = [list(one.best), list(four.best)]
     with jax.enable_x64(True):

@@ -42,6 +42,11 @@ def test_the_default_prior_of_split_data_is_that_of_all_data(sharded):
     assert result["fit default prior"] < 1e-10
 
 
+def test_the_gradient_of_a_fit_on_split_data_is_that_on_all_data(sharded):
+    result, _ = sharded
+    assert result["fit gradient"] < 1e-10
+
+
 def test_split_data_selection_equals_one_device_selection(sharded):
     result, _ = sharded
     assert result["select bic"] < 1e-10
