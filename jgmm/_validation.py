@@ -150,7 +150,8 @@ def _jax_non_finite(x):
 def _non_finite(x) -> tuple[bool, bool]:
     """(some value NaN, some value infinite), in numpy for host data."""
     if isinstance(x, jax.Array):
-        return tuple(bool(v) for v in _jax_non_finite(x))
+        with jax.ensure_compile_time_eval():  # concrete data inside a caller's jit
+            return tuple(bool(v) for v in _jax_non_finite(x))
     x = np.asarray(x)
     if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
         return False, False
@@ -242,8 +243,9 @@ def check_sample_weight(sample_weight, N: int, dtype):
 def _weight_summary(w) -> tuple[bool, bool, bool]:
     """(all finite, some negative, some positive), reduced where w lies."""
     xp = jnp if isinstance(w, jax.Array) else np
-    summary = (xp.all(xp.isfinite(w)), xp.any(w < 0), xp.any(w > 0))
-    return tuple(bool(v) for v in summary)
+    with jax.ensure_compile_time_eval():  # concrete weights inside a caller's jit
+        summary = (xp.all(xp.isfinite(w)), xp.any(w < 0), xp.any(w > 0))
+        return tuple(bool(v) for v in summary)
 
 
 def prec_chol_shape(covariance_type: str, K: int, D: int) -> tuple:
@@ -322,11 +324,12 @@ def _check_range(X, dtype) -> None:
     if is_tracer(X):
         return
     xp = jnp if isinstance(X, jax.Array) else np
-    with warnings.catch_warnings():  # numpy warns of all-NaN columns, refused below
+    # numpy warns of all-NaN columns, refused below; concrete data inside a caller's jit are reduced now
+    with warnings.catch_warnings(), jax.ensure_compile_time_eval():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = xp.nanmax(X, axis=0) - xp.nanmin(X, axis=0)
-    check_observed(np.isnan(np.asarray(spread)))
-    spread = float(xp.max(spread))
+        check_observed(np.isnan(np.asarray(spread)))
+        spread = float(xp.max(spread))
     limit = float(np.sqrt(np.finfo(dtype).max / (4.0 * X.shape[0])))
     if spread > limit:
         raise ValueError(

@@ -66,6 +66,22 @@ def test_fit_runs_inside_a_callers_jit(x64, kwargs):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
+def test_fit_inside_a_callers_jit_checks_data_it_closes_over():
+    """Concrete data captured by the caller's jit are still checked (on their
+    values, before tracing), and the fit is the one called on its own."""
+    X, _, _ = blobs(seed=6, N=150, D=2, K=2)
+    X = jnp.asarray(X, jnp.float32).at[::9, 0].set(jnp.nan)
+    w = jnp.linspace(0.5, 2.0, 150)
+    run = lambda tol: jgmm.fit(jax.random.key(0), X, 2, tol=tol, sample_weight=w, missing="marginalize", prior="default")
+    inside, alone = jax.jit(run)(1e-3), run(1e-3)
+    np.testing.assert_allclose(inside.params.means, alone.params.means, rtol=1e-5)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        jax.jit(lambda tol: jgmm.fit(jax.random.key(0), X, 2, tol=tol))(1e-3)
+    negative = -w
+    with pytest.raises(ValueError, match="Negative values in sample_weight"):
+        jax.jit(lambda tol: jgmm.fit(jax.random.key(0), X, 2, tol=tol, sample_weight=negative, missing="marginalize"))(1e-3)
+
+
 def test_fit_gradient_runs_inside_a_callers_jit(x64):
     X, _, _ = blobs(seed=4, N=100, D=2, K=2)
     # Plain gradient steps: Adam would turn rounding in a near-zero gradient
