@@ -141,6 +141,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         with _precision_scope(X.dtype):
             w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
             warm = self.warm_start and hasattr(self, "converged_")
+            if warm:
+                self._check_warm_start(X)
             n_init = 1 if warm else self.n_init
             key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             init = self._starting_params(X, w, key, n_init) if not warm else self._cast(self.params_, X.dtype)
@@ -153,6 +155,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
             self._set_fitted(jax.device_get(result))
         return self
+
+    def _check_warm_start(self, X):
+        """A warm start continues the previous fit: it needs the same model and D."""
+        previous = (self.params_.n_components, self.params_.covariance_type, self.params_.n_features)
+        now = (self.n_components, self.covariance_type, X.shape[1])
+        if previous != now:
+            raise ValueError(
+                f"warm_start=True continues the previous fit, which has n_components={previous[0]}, "
+                f"covariance_type={previous[1]!r} and {previous[2]} features; this fit asks for "
+                f"n_components={now[0]}, covariance_type={now[1]!r} on {now[2]} features. "
+                "Set warm_start=False to start anew."
+            )
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return (N,) component labels of X."""

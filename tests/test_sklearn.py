@@ -132,6 +132,19 @@ def test_warm_start_continues_from_the_last_fit():
     assert second > first
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [(dict(n_components=2), "n_components=2, covariance_type='full' on 2 features"),
+     (dict(covariance_type="diag"), "n_components=3, covariance_type='diag' on 2 features")],
+)
+def test_warm_start_refuses_another_model(change, message):
+    """scikit-learn silently keeps the previous model's K; jgmm says what differs."""
+    X, _, _ = blobs(40, N=200)
+    model = GaussianMixture(3, warm_start=True, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=f"previous fit, which has n_components=3.*{message}.*warm_start=False"):
+        model.set_params(**change).fit(X)
+
+
 def test_convergence_warning_when_max_iter_is_reached():
     X, _, _ = blobs(39, N=300, spread=2.0)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
