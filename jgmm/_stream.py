@@ -61,11 +61,21 @@ def _npy_chunks(path: Path, rows: int):
     """Chunks of a .npy file by plain reads into one buffer: the pages read
     are not mapped into the process, so memory stays at one chunk."""
     with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
         fmt = np.lib.format
+        try:
+            version = fmt.read_magic(f)
+        except ValueError:
+            raise ValueError(
+                f"{path}: not a .npy file. fit_stream reads files written by np.save; an .npz archive's "
+                "array can be written to one with np.save, or passed in memory."
+            ) from None
         shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
         if len(shape) != 2 or fortran or dtype.hasobject:
-            raise ValueError(f"{path}: expected a 2-D C-ordered numeric array, got shape {shape}, dtype {dtype}.")
+            raise ValueError(
+                f"{path}: expected a 2-D C-ordered numeric array, got shape {shape}, dtype {dtype}"
+                f"{', Fortran-ordered' if fortran else ''}. Write it with "
+                "np.save(path, np.ascontiguousarray(X.reshape(len(X), -1), dtype=float))."
+            )
         buffer = np.empty((rows, shape[1]), dtype)
         for start in range(0, shape[0], rows):
             n = min(rows, shape[0] - start)

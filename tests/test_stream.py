@@ -128,6 +128,12 @@ def test_bad_sources_are_refused_with_the_reason(tmp_path):
         jgmm.fit_stream(jax.random.key(0), [X[:10], X[10:20, :2]], 2)
     with pytest.raises(ValueError, match="n_components"):
         jgmm.fit_stream(jax.random.key(0), [X[:3]], 5)
+    np.savez(tmp_path / "X.npz", X=X)
+    with pytest.raises(ValueError, match="X.npz: not a .npy file. fit_stream reads files written by np.save"):
+        jgmm.fit_stream(jax.random.key(0), tmp_path / "X.npz", 2)
+    np.save(tmp_path / "F.npy", np.asfortranarray(X))
+    with pytest.raises(ValueError, match="F.npy: expected a 2-D C-ordered .*Fortran-ordered. Write it with np.save"):
+        jgmm.fit_stream(jax.random.key(0), tmp_path / "F.npy", 2)
 
     class Shrinking:
         """A source that gives fewer rows each time it is read."""
