@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jgmm._covariance import FAMILIES
 from jgmm._params import GMMParams
 from jgmm._predict import _log_prob, checked_data
+from jgmm._validation import check_params
 
 
 def count_parameters(covariance_type: str, K: int, D: int) -> int:
@@ -19,6 +20,7 @@ def count_parameters(covariance_type: str, K: int, D: int) -> int:
 
 def n_parameters(params: GMMParams) -> int:
     """Free parameters of a mixture (see ``count_parameters``)."""
+    check_params(params)
     return count_parameters(params.covariance_type, params.n_components, params.n_features)
 
 

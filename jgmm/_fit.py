@@ -543,10 +543,26 @@ def check_prior(prior, X, covariance_type: str, w=None):
             f"prior.mean must have shape {(D,)} and prior.scale {scale} for covariance_type={covariance_type!r}; "
             f"got {np.shape(prior.mean)} and {np.shape(prior.scale)}."
         )
-    values = (prior.shrinkage, prior.dof, prior.weight_concentration)
-    if not any(map(is_tracer, values)) and not (values[0] > 0 and values[1] > 0 and values[2] >= 1):
-        raise ValueError("prior needs shrinkage > 0, dof > 0 and weight_concentration >= 1.")
+    if not any(map(is_tracer, prior)):
+        _check_prior_values(*(np.asarray(a, np.float64) for a in prior))
     return jax.tree.map(lambda a: jnp.asarray(a, X.dtype), prior), per_k
+
+
+def _check_prior_values(weight_concentration, mean, shrinkage, dof, scale) -> None:
+    """Refuse a concrete prior that is not a proper conjugate prior."""
+    if not all(np.all(np.isfinite(a)) for a in (weight_concentration, mean, shrinkage, dof, scale)):
+        raise ValueError("prior contains NaN or infinity.")
+    if not (shrinkage > 0 and dof > 0 and weight_concentration >= 1):
+        raise ValueError("prior needs shrinkage > 0, dof > 0 and weight_concentration >= 1.")
+    if scale.ndim < 2:
+        nonnegative = np.all(scale >= 0)
+    else:  # a zero direction (a constant feature in the data) is no information, not an error
+        eigenvalues = np.linalg.eigvalsh(scale)
+        nonnegative = np.allclose(scale, scale.T) and eigenvalues[0] >= -1e-8 * max(np.abs(eigenvalues).max(), 1e-300)
+    if not nonnegative:
+        raise ValueError(
+            "prior.scale must be non-negative (a symmetric positive semi-definite matrix for full and tied)."
+        )
 
 
 def batched_starts(key, X, w, init, n_init: int, K: int, covariance_type: str, reg_covar) -> GMMParams:

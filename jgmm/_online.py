@@ -25,7 +25,7 @@ from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
 from jgmm._fit import default_chunk_size
 from jgmm._params import GMMParams, shift_means
-from jgmm._validation import check_array, check_sample_weight, is_tracer
+from jgmm._validation import check_array, check_param_values, check_params, check_sample_weight, is_tracer
 
 STEP_DECAY = 0.6  # α of the default step sizes (t + 2)^(-α)
 
@@ -47,12 +47,16 @@ class OnlineState(NamedTuple):
     log_likelihood: jax.Array
 
 
-@jit
 def online_init(params: GMMParams) -> OnlineState:
     """The state whose statistics are those ``params`` imply per unit weight:
     N_k = π_k, sx_k = π_k d_k, sxx from Σ_k + d_k d_kᵀ (d_k = μ_k - c), about
     the mixture's mean c. ``params_from_stats`` maps them back to ``params``
     (plus ``reg_covar`` on the diagonals)."""
+    return _online_init(check_param_values(check_params(params)))
+
+
+@jit
+def _online_init(params: GMMParams) -> OnlineState:
     family = FAMILIES[params.covariance_type]
     shift = params.weights @ params.means
     d = params.means - shift

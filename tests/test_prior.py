@@ -97,6 +97,26 @@ def test_prior_by_name_and_bad_priors():
         jgmm.fit(jax.random.key(0), X, 2, "diag", prior=default_prior(X, 2, "full"))
     with pytest.raises(ValueError, match="'prior' parameter must be a str among"):
         jgmm.fit(jax.random.key(0), X, 2, prior="flat")
+    full = default_prior(X, 2, "full")
+    for bad, message in [
+        (full._replace(mean=np.array([np.nan, 0.0])), "prior contains NaN or infinity"),
+        (full._replace(shrinkage=-0.01), "prior needs shrinkage > 0"),
+        (full._replace(scale=-np.eye(2)), "prior.scale must be non-negative"),
+        (full._replace(scale=np.array([[1.0, 0.5], [0.0, 1.0]])), "symmetric positive semi-definite"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            jgmm.fit(jax.random.key(0), X, 2, prior=bad)
+
+
+@pytest.mark.parametrize("covariance_type", FAMILIES)
+def test_the_default_prior_of_data_with_a_constant_feature_fits(covariance_type):
+    """A constant feature gives the default prior a zero scale along it: no
+    information there, not an invalid prior."""
+    X, _, _ = blobs(5, N=200, D=2, K=2)
+    X = np.c_[X, np.full(200, 3.0)]
+    result = jgmm.fit(jax.random.key(0), X, 2, covariance_type, prior="default")
+    assert jgmm.Status(int(result.status)) in (jgmm.Status.CONVERGED, jgmm.Status.MAX_ITER)
+    assert np.all(np.isfinite(np.asarray(result.params.means)))
 
 
 def test_select_with_the_default_prior_equals_fit_for_each_cell(x64):

@@ -116,8 +116,13 @@ RESP = np.full((20, 2), 0.5)
             "stats.sxx has shape \\(2, 2, 2\\), but covariance_type='diag' needs \\(2, 2\\)",
         ),
         (lambda: jgmm.sample(KEY, PARAMS, -1), "'n' parameter must be an int in the range \\[0, inf\\)"),
+        (
+            lambda: jgmm.online_init(jgmm.GMMParams(PARAMS.weights * 2, PARAMS.means, PARAMS.prec_chol, "full")),
+            "params.weights must be non-negative and sum to 1",
+        ),
     ],
-    ids=["e_step-D", "e_step-1d", "e_step-weights", "m_step-N", "m_step-family", "shift", "stats-family", "sample-n"],
+    ids=["e_step-D", "e_step-1d", "e_step-weights", "m_step-N", "m_step-family", "shift", "stats-family", "sample-n",
+         "online_init"],
 )
 def test_building_blocks_refuse_mismatched_shapes(call, message):
     """The pure pieces check their static shapes (under jit too) instead of
