@@ -523,6 +523,15 @@ def em_map(params, key, X, w, tol, reg_covar, init_params, prior, *, chunk_size,
     return shift_means(new, centre), total / jnp.sum(w)
 
 
+@functools.cache
+def em_map_for(chunk_size: int, mesh, prior_per_k: bool, missing: bool):
+    """``em_map`` for these static settings, at full precision: one object
+    per setting, so its compiled derivatives are reused (``jgmm._implicit``)."""
+    return full_precision(functools.partial(
+        em_map, chunk_size=chunk_size, mesh=mesh, prior_per_k=prior_per_k, missing=missing
+    ))
+
+
 def check_prior(prior, X, covariance_type: str, w=None):
     """``prior`` as ``fit`` and ``select`` take it: None, "default" or a
     ``Prior`` whose arrays fit the data and family; in X's dtype. Returns
@@ -717,7 +726,5 @@ def fit(
         best, _ = grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior)
         return jax.tree.map(lambda a: a[0], best)
 
-    update = full_precision(functools.partial(
-        em_map, chunk_size=chunk_size, mesh=mesh, prior_per_k=prior_per_k, missing=marginalize
-    ))
+    update = em_map_for(chunk_size, mesh, prior_per_k, marginalize)
     return fixed_point(solve, update, (key, X, w, tol, reg_covar, init_params, prior))

@@ -76,11 +76,18 @@ def _fixed_point(solve, update, args):
 def _fixed_point_jvp(solve, update, primals, tangents):
     (args,), (dargs,) = primals, tangents
     result = solve(*args)
-    theta = result.params
+    dtheta, dL = _tangents(update, result.params, args, dargs)
+    tangent = jax.tree.map(_zero_tangent, result)._replace(params=dtheta, log_likelihood=dL)
+    return result, tangent
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _tangents(update, theta, args, dargs):
+    """(dθ*, dL*) for tangents ``dargs`` of ``args``: (32) of derivation.md
+    §14, compiled as one program (``update`` must be the same object for the
+    same update to reuse it)."""
     _, (dT_a, dL_a) = jax.jvp(lambda *a: update(theta, *a), args, dargs)
     T_theta = lambda t: jax.jvp(lambda p: update(p, *args)[0], (theta,), (t,))[1]
     minus = lambda t: jax.tree.map(jnp.subtract, t, T_theta(t))  # (I - ∂T/∂θ) t
     dtheta = jax.lax.custom_linear_solve(minus, dT_a, _solve, _solve)
-    dL = dL_a + jax.jvp(lambda p: update(p, *args)[1], (theta,), (dtheta,))[1]
-    tangent = jax.tree.map(_zero_tangent, result)._replace(params=dtheta, log_likelihood=dL)
-    return result, tangent
+    return dtheta, dL_a + jax.jvp(lambda p: update(p, *args)[1], (theta,), (dtheta,))[1]
