@@ -18,7 +18,8 @@ import optax
 
 from jgmm._compile import jit
 from jgmm._em import weighted_log_prob
-from jgmm._fit import batched_starts, best_of
+from jgmm._fit import batched_starts, best_of, default_chunk_size, em_map_for
+from jgmm._implicit import fixed_point
 from jgmm._params import FitResult, GMMParams, Status, shift_means
 from jgmm._precision import full_precision
 from jgmm._validation import check_covariance_type, check_em_arguments, check_n_components
@@ -125,7 +126,10 @@ def fit_gradient(
 
     Returns:
       FitResult of the best start: ``n_iter`` counts optimizer steps,
-      ``history`` the mean log-likelihood before each step.
+      ``history`` the mean log-likelihood before each step. Its ``params``
+      and ``log_likelihood`` are differentiable with respect to X and
+      ``sample_weight`` as ``fit``'s are (a maximum is a fixed point of
+      unregularised EM).
     """
     key, X, w, n_init, steps, tol, reg_covar = check_em_arguments(
         key, X, sample_weight, n_init, steps, tol, reg_covar
@@ -134,4 +138,12 @@ def fit_gradient(
     covariance_type = check_covariance_type(covariance_type)
     starts = batched_starts(key, X, w, init, n_init, K, covariance_type, reg_covar)
     optimizer = DEFAULT_OPTIMIZER if optimizer is None else optimizer
-    return _program(starts, X, w, tol, optimizer=optimizer, steps=steps, covariance_type=covariance_type)
+
+    def solve(key, X, w, tol, reg_covar, starts, prior):
+        return _program(starts, X, w, tol, optimizer=optimizer, steps=steps, covariance_type=covariance_type)
+
+    # The maximum is a fixed point of unregularised EM: derivatives as fit's,
+    # with fit's arguments (the starts in place of init_params).
+    N, D = X.shape
+    update = em_map_for(default_chunk_size(N, K, D, 1, X.dtype.itemsize, None, covariance_type), None, False, False)
+    return fixed_point(solve, update, (None, X, w, tol, jnp.zeros((), X.dtype), starts, None))

@@ -4,6 +4,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import FAMILIES, blobs
 
@@ -88,6 +89,18 @@ def test_forward_and_reverse_mode_agree_and_run_under_jit(x64):
     assert float(jnp.vdot(forward, cotangent)) == pytest.approx(float(jnp.vdot(direction, reverse)), rel=1e-9)
     jitted = jax.jit(jax.grad(lambda X: jnp.vdot(means(X), cotangent)))(X)
     np.testing.assert_allclose(jitted, reverse, rtol=1e-9, atol=1e-12)
+
+
+def test_gradient_through_fit_gradient_matches_refits(x64):
+    """fit_gradient's maximum is a fixed point of unregularised EM, so it
+    takes the same implicit derivative."""
+    X = data()
+    lbfgs = optax.lbfgs()
+    fit = lambda X: jgmm.fit_gradient(jax.random.key(0), X, 2, optimizer=lbfgs, steps=500, tol=1e-15)
+    loss = lambda X: summary(fit(X).params)
+    grad = jax.grad(loss)(X)
+    for index in [(0, 0), (17, 1)]:
+        assert float(grad[index]) == pytest.approx(float(central_difference(loss, X, index)), rel=1e-5, abs=1e-9)
 
 
 def test_float32_gradient_is_close_to_float64():
