@@ -169,6 +169,14 @@ def _usable(params: GMMParams) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
+def _m_step(stats, covariance_type: str, reg_covar, prior=None):
+    """The M-step from statistics: the maximum likelihood, or the posterior
+    mode under ``prior``; with which covariance estimates were singular."""
+    if prior is None:
+        return params_and_singular(stats, covariance_type, reg_covar)
+    return map_params_and_singular(stats, covariance_type, reg_covar, prior)
+
+
 def em_update(
     s: EMState, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter: int, reseed_with=None, prior=None
 ) -> EMState:
@@ -183,10 +191,7 @@ def em_update(
       worst: [] or, to re-seed, [(D,) the worst-explained (centred) sample].
       tol, reg_covar, data_cov, max_iter, reseed_with, prior: as in ``em_loop``.
     """
-    if prior is None:
-        new, singular = params_and_singular(stats, s.params.covariance_type, reg_covar)
-    else:
-        new, singular = map_params_and_singular(stats, s.params.covariance_type, reg_covar, prior)
+    new, singular = _m_step(stats, s.params.covariance_type, reg_covar, prior)
     new = mask_components(new, mask)
     bad = ~jnp.isfinite(ll) | ~_usable(new)
     collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
@@ -514,12 +519,10 @@ def em_map(params, key, X, w, tol, reg_covar, init_params, prior, *, chunk_size,
     del key, tol, init_params
     centre = jax.lax.stop_gradient(observed_mean(X, w))  # T does not depend on it
     total, stats = pass_sums(shift_means(params, -centre), Chunks(X, w, centre, chunk_size, mesh, missing=missing))
-    covariance_type = params.covariance_type
-    if prior is None:
-        new, _ = params_and_singular(stats, covariance_type, reg_covar)
-    else:
+    if prior is not None:
         prior = prior_for_k(prior, params.n_components) if prior_per_k else prior
-        new, _ = map_params_and_singular(stats, covariance_type, reg_covar, prior._replace(mean=prior.mean - centre))
+        prior = prior._replace(mean=prior.mean - centre)
+    new, _ = _m_step(stats, params.covariance_type, reg_covar, prior)
     return shift_means(new, centre), total / jnp.sum(w)
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from jgmm._params import GMMParams
-from jgmm._predict import log_prob, predict
-from jgmm._validation import check_shape
+from jgmm._em import weighted_log_prob
+from jgmm._predict import predict
+from jgmm._validation import check_param_values, check_shape
 
 
 def principal_axes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,16 +40,14 @@ def full_covariances(params: GMMParams) -> np.ndarray:
 def _plot_density(params: GMMParams, x: np.ndarray, ax, colours):
     """Histogram of the (N,) samples x with the density p(x) and each π_k N(x | k)."""
     ax.hist(x, bins="auto", density=True, color="0.8", label="data")
-    grid = np.linspace(x.min(), x.max(), 400)
-    spread = grid[-1] - grid[0] or 1.0
-    grid = np.linspace(grid[0] - 0.05 * spread, grid[-1] + 0.05 * spread, 400)
-    weights, means = np.asarray(params.weights, np.float64), np.asarray(params.means, np.float64)[:, 0]
-    variances = full_covariances(params)[:, 0, 0]
+    spread = x.max() - x.min() or 1.0
+    grid = np.linspace(x.min() - 0.05 * spread, x.max() + 0.05 * spread, 400)
+    check_param_values(params)
+    log_components = weighted_log_prob(params, grid[:, None].astype(params.means.dtype))  # (400, K)
+    components = np.exp(np.asarray(log_components, np.float64))
     for k in range(params.n_components):
-        component = weights[k] * np.exp(-0.5 * (grid - means[k]) ** 2 / variances[k]) / np.sqrt(2 * np.pi * variances[k])
-        ax.plot(grid, component, color=colours(k % 10), lw=1.5, linestyle="--", zorder=3)  # over the density
-    ax.plot(grid, np.exp(np.asarray(log_prob(params, grid[:, None].astype(params.means.dtype)))), color="black", lw=2,
-            label="mixture density")
+        ax.plot(grid, components[:, k], color=colours(k % 10), lw=1.5, linestyle="--", zorder=3)  # over the density
+    ax.plot(grid, components.sum(axis=1), color="black", lw=2, label="mixture density")
     ax.set_xlabel("feature 1")
     ax.set_ylabel("density")
     ax.legend(loc="upper right", frameon=False)

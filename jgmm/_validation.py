@@ -344,8 +344,8 @@ def check_em_arguments(key, X, sample_weight, n_init, max_iter, tol, reg_covar, 
     allowed when ``missing`` is "marginalize".
 
     Returns:
-      (key (``check_key``), X as a floating JAX array, weights (N,), n_init, max_iter, tol and
-      reg_covar as scalars of X's dtype).
+      (key (``check_key``), X as a floating JAX array, weights (N,),
+      n_init, max_iter, tol and reg_covar as scalars of X's dtype).
     """
     X = check_array(X, missing=missing, check_range=True)
     n_init = check_int(n_init, "n_init", 1)
