@@ -16,7 +16,9 @@ batch:
 * NONFINITE: L_t or the new parameters are not finite, or a precision factor
   is singular; the last usable parameters are kept.
 * DEGENERATE: a component collapsed. Along some principal axis of Σ_k the
-  variance is at most ``COLLAPSE_FACTOR · reg_covar`` while the data's own
+  variance is at most ``COLLAPSE_FACTOR · (reg_covar + ε·‖μ_k - c‖²)`` (the
+  second term is the rounding of a zero variance in X's dtype, c the data's
+  centre; ``collapsed_components``) while the data's own
   variance along that axis is at least ``DATA_SCALE_FACTOR`` times that floor
   — the component sits on (near-)duplicate points or on a lower-dimensional
   subset, a spurious maximum of the unbounded likelihood. An empty component
@@ -123,15 +125,25 @@ def mask_components(params: GMMParams, mask: jax.Array) -> GMMParams:
 
 
 def collapsed_components(params: GMMParams, reg_covar, data_cov: jax.Array) -> jax.Array:
-    """(K,) bool: components collapsed to the ``reg_covar`` floor (module doc).
+    """(K,) bool: components collapsed to the variance floor (module doc).
+
+    The floor is ``COLLAPSE_FACTOR`` times reg_covar plus what rounding
+    leaves of a zero variance: the estimate sxx/N_k - d dᵀ is taken about the
+    data's centre, so it carries an error of a few ε·‖d_k‖² (ε the dtype's
+    epsilon, d_k the mean about the centre). In float32 that exceeds
+    reg_covar for a component on duplicated points a few units from the
+    centre; in float64 it is negligible.
 
     Args:
-      params: GMMParams.
+      params: GMMParams, means about the data's centre.
       reg_covar: the regularisation the parameters were fitted with.
       data_cov: (D, D) covariance of the data.
     """
     variances, data_var = FAMILIES[params.covariance_type].variances(params.prec_chol, data_cov)
-    floor = COLLAPSE_FACTOR * reg_covar
+    rounding = jnp.finfo(params.means.dtype).eps * jnp.sum(params.means**2, axis=-1)
+    if params.covariance_type == "tied":  # one covariance, pooled over the components
+        rounding = jnp.max(rounding, keepdims=True)
+    floor = COLLAPSE_FACTOR * (reg_covar + rounding)[:, None]
     return jnp.any((variances <= floor) & (data_var >= DATA_SCALE_FACTOR * floor), axis=-1)
 
 

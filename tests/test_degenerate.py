@@ -91,6 +91,21 @@ def test_a_collapsed_component_is_frozen_with_weight_zero(x64, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COLLAPSING)
+def test_float32_collapse_far_from_the_centre_is_found_through_rounding(covariance_type):
+    # 12 copies of one point about 30 units from the data's centre along both
+    # axes: float32 leaves their variance at 6e-5 to 2e-4 (rounding of
+    # sxx/N_k - d dᵀ), above 10·reg_covar, so only a floor that allows for
+    # rounding sees the collapse.
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2)), np.tile([[30.0, -30.0]], (12, 1))])
+    X = X.astype(np.float32)
+    start = jgmm.m_step(np.eye(3, dtype=np.float32)[np.repeat([0, 1, 2], [100, 100, 12])], X, covariance_type)
+    result = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start)
+    assert result.status == jgmm.Status.DEGENERATE and int(result.n_iter) == 1
+    np.testing.assert_array_equal(np.asarray(result.params.weights)[2], 0.0)
+
+
+@pytest.mark.parametrize("covariance_type", COLLAPSING)
 def test_reseed_restarts_a_collapsed_component_at_the_worst_explained_sample(x64, covariance_type):
     X, start = clump_start(covariance_type)
     result = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, max_iter=1, on_collapse="reseed")
