@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgmm._bucket import bucketed
 from jgmm._compile import jit
 from jgmm._covariance import FAMILIES
 from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, pass_sums, suff_stats
@@ -648,7 +649,9 @@ def fit(
         the same key). Restart i uses ``jax.random.split(key, n_init)[i]``;
         a single fit uses ``key`` itself.
       X: (N, D) samples. float32 by default; float64 data stay float64 when
-        ``jax_enable_x64`` is on.
+        ``jax_enable_x64`` is on. Up to 65,536 rows, N is padded with rows
+        of weight 0 to one of four sizes per octave, so that data of nearby
+        sizes reuse one compiled program (``jgmm._bucket``).
       n_components: K >= 1, at most N.
       covariance_type: "full", "tied", "diag" or "spherical".
       n_init: number of restarts, run batched; the best is returned.
@@ -717,8 +720,11 @@ def fit(
     else:
         check_choice(init, "init", INIT_METHODS)
     prior, prior_per_k = check_prior(prior, X, covariance_type, w)
-    chunk_size = check_chunk_size(chunk_size, N, mesh) or default_chunk_size(
-        N, K, D, n_init, X.dtype.itemsize, mesh, covariance_type, marginalize
+    if mesh is None:
+        X, w = bucketed(X, w)
+    rows = X.shape[0]
+    chunk_size = check_chunk_size(chunk_size, rows, mesh) or default_chunk_size(
+        rows, K, D, n_init, X.dtype.itemsize, mesh, covariance_type, marginalize
     )
     grid = functools.partial(
         fit_grid,

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgmm._bucket import bucketed
 from jgmm._criteria import count_parameters, information_criteria
 from jgmm._shard import data_mesh
 from jgmm._fit import (
@@ -244,6 +245,9 @@ def select(
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))
     mesh = data_mesh(X)
+    if mesh is None:
+        X, w = bucketed(X, w)  # data of nearby sizes share programs (jgmm._bucket)
+    N = X.shape[0]
     # Rows per chunk as ``fit`` takes them for one cell (K_max, n_init restarts):
     # the budget is per cell, so a batch of cells reads longer chunks than one
     # budget for all its members would give, which on CPU makes a warm

@@ -14,6 +14,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jgmm._bucket import pad_rows
 from jgmm._validation import check_array, check_sample_weight
 
 AXIS = "samples"
@@ -54,9 +55,7 @@ def shard(X, sample_weight=None, devices=None):
         local = sum(d.process_index == jax.process_index() for d in devices)
         rows = int(np.max(multihost_utils.process_allgather(np.array(N))))
         rows += -rows % local
-    pad = rows - N
-    X = np.concatenate([X, np.repeat(X[-1:], pad, axis=0)])
-    w = np.concatenate([w, np.zeros(pad, w.dtype)])
+    X, w = pad_rows(X, w, rows)
     return tuple(jax.make_array_from_process_local_data(sharding, a) for a in (X, w))
 
 

@@ -1,4 +1,7 @@
+import collections
+import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -110,3 +113,28 @@ def clump_start(covariance_type):
     X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2)), np.tile([[4.0, -6.0]], (12, 1))])
     labels = np.repeat([0, 1, 2], [100, 100, 12])
     return X, jgmm.m_step(np.eye(3)[labels], X, covariance_type)
+
+
+class Compilations(logging.Handler):
+    """Counts XLA compilations per program, by JAX's compile log."""
+
+    PATTERN = re.compile(r"Finished XLA compilation of jit\((\w+)\)")
+
+    def __init__(self):
+        super().__init__()
+        self.count = collections.Counter()
+
+    def emit(self, record):
+        match = self.PATTERN.search(record.getMessage())
+        if match:
+            self.count[match.group(1)] += 1
+
+    def __enter__(self):
+        self._log = jax.log_compiles()
+        self._log.__enter__()
+        logging.getLogger("jax").addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("jax").removeHandler(self)
+        self._log.__exit__(*exc)

@@ -1,14 +1,10 @@
 """select: all K × restarts in one program per family, tables, choice, plots."""
 
-import collections
-import logging
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FAMILIES, blobs
+from conftest import FAMILIES, Compilations, blobs
 
 import jgmm
 from jgmm._fit import fit_grid
@@ -89,33 +85,8 @@ def test_padded_fit_equals_unpadded_fit_from_the_same_start(x64, covariance_type
     np.testing.assert_allclose(best.history[0], unpadded.history, rtol=1e-10)
 
 
-class Compilations(logging.Handler):
-    """Counts XLA compilations per program, by JAX's compile log."""
-
-    PATTERN = re.compile(r"Finished XLA compilation of jit\((\w+)\)")
-
-    def __init__(self):
-        super().__init__()
-        self.count = collections.Counter()
-
-    def emit(self, record):
-        match = self.PATTERN.search(record.getMessage())
-        if match:
-            self.count[match.group(1)] += 1
-
-    def __enter__(self):
-        self._log = jax.log_compiles()
-        self._log.__enter__()
-        logging.getLogger("jax").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("jax").removeHandler(self)
-        self._log.__exit__(*exc)
-
-
 def test_exactly_one_compilation_per_family_and_one_shared_seeding():
-    X, _, _ = blobs(42, N=217, D=2, K=3)  # a shape no other test compiles for
+    X, _, _ = blobs(42, N=1100, D=2, K=3)  # a size no other test compiles for (bucket 1152)
     with Compilations() as compiled:
         jgmm.select(jax.random.key(0), X, range(1, 5), n_init=2)
     assert compiled.count["_grid_program"] == 4
