@@ -26,3 +26,4 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert namespace["online"].n_iter_ == 8
     assert namespace["boot"].replicates.means.shape[0] == 200 and namespace["dlogp_dX"].shape == (272, 2)
     assert namespace["dmean_dX"].shape == (272, 2) and np.all(np.isfinite(namespace["dmean_dX"]))
+    assert namespace["per_group"].params.means.shape == (2, 2, 2) and np.all(namespace["per_group"].converged)
