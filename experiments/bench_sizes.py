@@ -8,8 +8,9 @@ groups of 200 to 6,000 rows (log-uniform), D = 4, K = 3, full covariances,
 3 restarts, each variant in a fresh process (no persistent compilation
 cache): jgmm with the padding, jgmm without it (every size compiles), jgmm
 with every group padded to the largest and all fitted by one vmapped
-``jgmm.fit`` (one program), and scikit-learn's GaussianMixture. Also the largest difference of mean
-log-likelihood between the two jgmm variants (same keys, so the same fits).
+``jgmm.fit`` (one program), and scikit-learn's GaussianMixture. Also the
+largest differences of mean log-likelihood between the jgmm variants (same
+keys, so the same fits).
 Writes experiments/results/bench_sizes.txt.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python experiments/bench_sizes.py
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 GROUPS, D, K, N_INIT = 30, 4, 3, 3
@@ -50,9 +52,7 @@ def run(variant: str) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scores = [GaussianMixture(K, n_init=N_INIT, random_state=i).fit(X).score(X) for i, X in enumerate(data)]
-        return {"seconds": time.perf_counter() - start, "log_likelihood": scores, "programs": 0}
-    import jax
-
+        return {"seconds": time.perf_counter() - start, "log_likelihood": scores}
     import jgmm
     from jgmm import _bucket
 
@@ -89,8 +89,6 @@ def main():
         child = subprocess.run([sys.executable, __file__, variant], capture_output=True, text=True, check=True)
         out[variant] = json.loads(child.stdout)
     sizes = [len(X) for X in groups()]
-    import jax  # noqa: E402 (only for the version line)
-
     lines = [
         f"One mixture per group: {GROUPS} groups of {min(sizes)} to {max(sizes)} rows "
         f"({len(set(sizes))} sizes), D={D}, K={K}, full, n_init={N_INIT}, float32",
@@ -102,7 +100,7 @@ def main():
     for variant in variants:
         r = out[variant]
         compile_s = f"{r['compile_seconds']:.1f}" if "compile_seconds" in r else "-"
-        programs = str(r["programs"]) if variant != "sklearn" else "-"
+        programs = str(r["programs"]) if "programs" in r else "-"
         lines.append(f"{variant:36s}{r['seconds']:9.2f}{programs:>19s}{compile_s:>15s}{base / r['seconds']:11.2f}x")
     a, b, v = (np.array(out[v]["log_likelihood"]) for v in variants[:3])
     c = np.array(out["sklearn"]["log_likelihood"])

@@ -42,9 +42,13 @@ def pad_rows(X: np.ndarray, w: np.ndarray, rows: int):
 def bucketed(X: jax.Array, w: jax.Array):
     """(X, w) padded to ``bucket_rows(N)`` rows (module doc), on the host
     (no program compiled for it) and put back where they were; or as given:
-    more than ``MAX_BUCKETED_ROWS`` rows, traced, or already of that size."""
+    more than ``MAX_BUCKETED_ROWS`` rows, traced, split over devices
+    (``jgmm.shard`` chose their rows), or already of that size."""
     N = X.shape[0]
-    if N > MAX_BUCKETED_ROWS or is_tracer(X) or is_tracer(w) or bucket_rows(N) == N:
+    if N > MAX_BUCKETED_ROWS or is_tracer(X) or is_tracer(w) or len(X.sharding.device_set) > 1:
         return X, w
-    padded = pad_rows(np.asarray(X), np.asarray(w), bucket_rows(N))
+    rows = bucket_rows(N)
+    if rows == N:
+        return X, w
+    padded = pad_rows(np.asarray(X), np.asarray(w), rows)
     return tuple(jax.device_put(a, b.sharding if b.committed else None) for a, b in zip(padded, (X, w)))

@@ -720,8 +720,7 @@ def fit(
     else:
         check_choice(init, "init", INIT_METHODS)
     prior, prior_per_k = check_prior(prior, X, covariance_type, w)
-    if mesh is None:
-        X, w = bucketed(X, w)
+    X, w = bucketed(X, w)
     rows = X.shape[0]
     chunk_size = check_chunk_size(chunk_size, rows, mesh) or default_chunk_size(
         rows, K, D, n_init, X.dtype.itemsize, mesh, covariance_type, marginalize

@@ -245,16 +245,15 @@ def select(
     results, statuses = {}, {}
     batch = default_cells_per_batch(len(Ks))
     mesh = data_mesh(X)
-    if mesh is None:
-        X, w = bucketed(X, w)  # data of nearby sizes share programs (jgmm._bucket)
-    N = X.shape[0]
+    X, w = bucketed(X, w)  # data of nearby sizes share programs (jgmm._bucket)
+    n_rows = X.shape[0]  # N and the padding
     # Rows per chunk as ``fit`` takes them for one cell (K_max, n_init restarts):
     # the budget is per cell, so a batch of cells reads longer chunks than one
     # budget for all its members would give, which on CPU makes a warm
     # selection 20% faster (experiments/bench_select.py: 2048 rows, not 1024).
-    chunk_size = check_chunk_size(chunk_size, N, mesh)
+    chunk_size = check_chunk_size(chunk_size, n_rows, mesh)
     rows = {
-        family: chunk_size or default_chunk_size(N, Ks[-1], D, n_init, X.dtype.itemsize, mesh, family, marginalize)
+        family: chunk_size or default_chunk_size(n_rows, Ks[-1], D, n_init, X.dtype.itemsize, mesh, family, marginalize)
         for family in families
     }
     n_active = np.asarray(Ks, np.int32)
