@@ -60,8 +60,8 @@ def runs(X, K):
     key = jax.random.key(0)
     return {
         "EM": lambda: jgmm.fit(key, X, K, init=start, tol=0.0, max_iter=ITERATIONS["EM"]),
-        "Adam": lambda: jgmm.fit_gradient(key, X, K, init=start, steps=ITERATIONS["Adam"]),
-        "L-BFGS": lambda: jgmm.fit_gradient(key, X, K, init=start, steps=ITERATIONS["L-BFGS"], optimizer=LBFGS),
+        "Adam": lambda: jgmm.fit_gradient(key, X, K, init=start, max_iter=ITERATIONS["Adam"]),
+        "L-BFGS": lambda: jgmm.fit_gradient(key, X, K, init=start, max_iter=ITERATIONS["L-BFGS"], optimizer=LBFGS),
     }
 
 

@@ -1,6 +1,7 @@
 """jgmm: Gaussian mixture models fitted by expectation–maximization in JAX."""
 
 from jgmm._bootstrap import Bootstrap, bootstrap
+from jgmm._covariance import Family, family, family_names, register_family
 from jgmm._criteria import aic, bic, n_parameters
 from jgmm._data import load_faithful
 from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
@@ -20,13 +21,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Bootstrap",
+    "Family",
     "FitResult",
-    "GaussianMixture",
     "GMMParams",
+    "GaussianMixture",
     "OnlineState",
     "Prior",
-    "Status",
     "Selection",
+    "Status",
     "SuffStats",
     "Table",
     "aic",
@@ -34,6 +36,8 @@ __all__ = [
     "bootstrap",
     "default_prior",
     "e_step",
+    "family",
+    "family_names",
     "fit",
     "fit_gradient",
     "fit_stream",
@@ -41,13 +45,14 @@ __all__ = [
     "load_faithful",
     "log_prob",
     "m_step",
+    "n_parameters",
     "online_init",
     "online_step",
-    "n_parameters",
     "params_from_stats",
     "plot_mixture",
     "predict",
     "predict_proba",
+    "register_family",
     "sample",
     "save",
     "select",

@@ -17,9 +17,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
+from jgmm._compile import full_precision
 from jgmm._fit import fit
 from jgmm._params import HEALTHY, GMMParams
+from jgmm._prior import Prior
 from jgmm._validation import (
     check_array,
     check_choice,
@@ -62,9 +65,10 @@ def _resample_weights(key, w, n_boot: int, method: str):
     return N * w * jax.random.dirichlet(key, jnp.ones(N, w.dtype), (n_boot,))
 
 
+@full_precision
 def bootstrap(
     key: jax.Array,
-    X,
+    X: ArrayLike,
     params: GMMParams,
     n_boot: int = 100,
     method: str = "nonparametric",
@@ -73,7 +77,10 @@ def bootstrap(
     max_iter: int = 100,
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
-    sample_weight=None,
+    sample_weight: ArrayLike | None = None,
+    prior: Prior | str | None = None,
+    missing: str = "error",
+    on_collapse: str = "freeze",
 ) -> Bootstrap:
     """Standard errors and percentile intervals of weights, means and covariances.
 
@@ -86,16 +93,19 @@ def bootstrap(
       method: "nonparametric" (rows drawn with replacement) or "weighted"
         (Dirichlet weights, the Bayesian bootstrap).
       level: coverage of the percentile intervals.
-      max_iter, tol, reg_covar: of each replicate's EM (as in ``fit``).
+      max_iter, tol, reg_covar, prior, missing, on_collapse: of each
+        replicate's fit, as in ``fit``: pass those the reference fit was
+        made with (a MAP fit is bootstrapped by MAP refits; "default" is the
+        default prior of each replicate's data).
       sample_weight: optional (N,) weights of the data; resampling draws
         rows in proportion to them ("nonparametric") or multiplies them.
 
     Returns:
       Bootstrap.
     """
-    check_not_traced("bootstrap", key, X, params, tol, reg_covar, sample_weight)
+    check_not_traced("bootstrap", key, X, params, tol, reg_covar, sample_weight, prior)
     key = check_key(key)
-    X = check_array(X)
+    X = check_array(X, missing=missing)
     N, D = X.shape
     params = check_param_values(check_params(params, n_features=D))
     n_boot = check_int(n_boot, "n_boot", 2)
@@ -105,7 +115,10 @@ def bootstrap(
     w = check_sample_weight(sample_weight, N, X.dtype)
     weights = _resample_weights(key, w, n_boot, method)
     K, ct = params.n_components, params.covariance_type
-    refit = lambda wb: fit(key, X, K, ct, init=params, max_iter=max_iter, tol=tol, reg_covar=reg_covar, sample_weight=wb)
+    refit = lambda wb: fit(
+        key, X, K, ct, init=params, max_iter=max_iter, tol=tol, reg_covar=reg_covar, sample_weight=wb, prior=prior,
+        missing=missing, on_collapse=on_collapse,
+    )
     results = jax.vmap(refit)(weights)
     healthy = np.isin(np.asarray(results.status), HEALTHY)
     values = {name: np.asarray(getattr(results.params, name))[healthy] for name in ("weights", "means", "covariances")}

@@ -1,45 +1,206 @@
-"""The four covariance families behind one interface.
+"""Covariance families: the only code that knows a family.
 
-Each family is a ``Family`` of pure functions on arrays, with scikit-learn's
-precision-Cholesky shapes (P with Σ⁻¹ = P Pᵀ):
+A family is a ``Family``: the shapes of its parameters and statistics, its
+density, its M-step, its conversions, its parameter count, its priors and its
+collapse measure, as pure functions on arrays. Everything else in jgmm asks
+the family (``family(name)``) and never switches on a name. The registry
+(``register_family``) is the one list of names; a family defined outside the
+package is registered the same way and then works everywhere.
+
+The four built-in families use scikit-learn's precision-Cholesky shapes (P
+with Σ⁻¹ = P Pᵀ, upper triangular where it is a matrix):
 
   full (K, D, D)   tied (D, D)   diag (K, D)   spherical (K,)
 
-``second_moment(resp_w, Xc)`` accumulates the family's second-moment
-statistic from weighted responsibilities (N, K) and shifted data (N, D) as
-matrix products; ``from_moments(S, reg_covar)`` turns the (unregularised) covariance
-estimate S into P; ``log_det(P, D)`` gives log |P| = -½ log |Σ| per component;
-``log_gaussian`` gives log N(x_n | μ_k, Σ_k) as an (N, K) array without ever
-forming Σ or its inverse. Adding a family touches this module only.
+mclust's names for them (VVV, EEE, VVI, VII) are aliases.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
+Array = jax.Array
 
-class Family(NamedTuple):
-    """The functions that define one covariance family."""
 
-    log_det: Callable  # prec_chol, D -> (K,) or () log |P|
-    squared_mahalanobis: Callable  # X (N,D), means (K,D), prec_chol -> (N, K)
-    second_moment: Callable  # resp_w (N,K), Xc (N,D) -> sxx in stats shape
-    covariance_estimate: Callable  # sxx, nk (K,), d (K,D) -> S (unregularised)
-    moments_from_covariance: Callable  # Σ (covariances' shape), nk, d -> sxx: covariance_estimate's inverse
-    from_moments: Callable  # covariance estimate, reg_covar -> (prec_chol, singular bool per component)
-    covariances: Callable  # prec_chol -> Σ (sklearn covariances_ shape)
-    precisions: Callable  # prec_chol -> Σ⁻¹ (sklearn precisions_ shape)
-    prec_chol_from_covariances: Callable  # Σ -> prec_chol
-    variances: Callable  # prec_chol, data_cov (D,D) -> ((K, M) variances along M
-    #                      principal axes of each Σ_k, (K, M) the data's variance there)
-    colour: Callable  # z (n, D) ~ N(0, I), labels (n,), prec_chol -> (n, D) ~ N(0, Σ_label)
-    n_parameters: Callable  # K, D -> number of free covariance parameters
+@dataclasses.dataclass(frozen=True, eq=False)
+class Family:
+    """One covariance family: everything jgmm needs to know about it.
+
+    P is the family's precision-Cholesky parameter (``GMMParams.prec_chol``);
+    "stats form" is the shape of the second-moment statistic
+    ``SuffStats.sxx`` and of covariance estimates S. K components, D features.
+
+    Attributes:
+      name: the canonical name, reported in tables, files and estimators.
+      aliases: other accepted names (e.g. mclust's three letters).
+      shared: one covariance for all components (P has no component axis).
+      diagonal: every covariance is diagonal (missing values cost O(K·D)).
+      prec_chol_shape: (K, D) -> shape of P.
+      stats_shape: (K, D) -> shape of sxx and of S.
+      prior_scale_shape: D -> shape of the conjugate prior's scale Λ.
+      n_parameters: (K, D) -> free covariance parameters.
+      log_det: (P, D) -> (K,) log |P| = -½ log |Σ_k| (shape (1,) or () if shared).
+      squared_mahalanobis: (X (N, D), means (K, D), P) -> (N, K) ‖(x_n - μ_k) P_k‖²,
+        on centred data (no Σ or inverse formed).
+      second_moment: (resp_w (N, K), Xc (N, D)) -> sxx, Σ_n r_nk x_n x_nᵀ in stats form.
+      pool_second_moments: per-component moments, (K, D) diagonals if
+        ``diagonal`` else (K, D, D) -> stats form.
+      outer: (c (K,), d (K, D)) -> Σ_k c_k d_k d_kᵀ in stats form.
+      covariance_estimate: (sxx, nk (K,), d (K, D)) -> S, the maximum-likelihood
+        covariance before regularisation (d: means about the statistics' centre).
+      moments_from_covariance: (Σ in ``covariances``' shape, nk, d) -> sxx whose
+        ``covariance_estimate`` is Σ.
+      map_covariance_estimate: (scatter in stats form, nk, scale Λ, dof ν) -> S,
+        the posterior mode's covariance under the conjugate prior, from the
+        scatter Σ_n r (x - x̄)(x - x̄)ᵀ + Σ_k t_k e_k e_kᵀ (``jgmm._prior``);
+        None for a family that takes no prior.
+      from_estimate: (S, nk, reg_covar, previous P) -> (P, singular): P for
+        S + reg_covar·I, and which covariances (K,) (or (1,)/() if shared) were
+        not positive definite, a finite stand-in used there. ``previous``
+        warm-starts families whose M-step is iterative.
+      covariances: P -> Σ in scikit-learn's ``covariances_`` shape.
+      precisions: P -> Σ⁻¹ in scikit-learn's ``precisions_`` shape.
+      dense_covariances: (P, K, D) -> (K, D, D) covariance matrices.
+      prec_chol_from_covariances: Σ (``covariances``' shape) -> P.
+      prec_chol_from_precisions: Σ⁻¹ (``precisions``' shape) -> P, without
+        an explicit inverse (NaN where Σ⁻¹ is not positive definite).
+      to_unconstrained: P -> (n_parameters,) free parameters, any point of
+        which is a valid P (``fit_gradient``).
+      from_unconstrained: (free, K, D) -> P.
+      variances: (P, data_cov (D, D)) -> ((K', M) variances along M principal
+        axes of each Σ_k, (K', M) the data's variance along them), K' = K, or
+        1 if shared: the collapse measure (``jgmm._fit``).
+      colour: (z (n, D) ~ N(0, I), labels (n,), P) -> (n, D) ~ N(0, Σ_label).
+      row_work: (K, D, missing) -> numbers the E-step holds per sample and
+        member (the chunk budget).
+      check_values: numpy P -> None; raises ValueError when P is not a valid
+        factor (scoring, ``load``).
+      default_prior_scale: (D, D) data covariance -> mclust's prior scale Λ
+        for K = 1 (numpy or jax).
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    shared: bool
+    diagonal: bool
+    prec_chol_shape: Callable[[int, int], tuple]
+    stats_shape: Callable[[int, int], tuple]
+    prior_scale_shape: Callable[[int], tuple]
+    n_parameters: Callable[[int, int], int]
+    log_det: Callable
+    squared_mahalanobis: Callable
+    second_moment: Callable
+    pool_second_moments: Callable
+    outer: Callable
+    covariance_estimate: Callable
+    moments_from_covariance: Callable
+    map_covariance_estimate: Callable | None
+    from_estimate: Callable
+    covariances: Callable
+    precisions: Callable
+    dense_covariances: Callable
+    prec_chol_from_covariances: Callable
+    prec_chol_from_precisions: Callable
+    to_unconstrained: Callable
+    from_unconstrained: Callable
+    variances: Callable
+    colour: Callable
+    row_work: Callable[[int, int, bool], int]
+    check_values: Callable
+    default_prior_scale: Callable
+
+    def per_component(self, a, K: int):
+        """``a`` (a per-component array of the family, leading axis K unless
+        shared) with a leading K axis."""
+        return jnp.broadcast_to(a, (K,) + jnp.shape(a)) if self.shared else a
+
+    def take(self, P, K: int):
+        """P of the first K components."""
+        return P if self.shared else P[:K]
+
+    def switch_off(self, P, mask):
+        """P with the components where ``mask`` (K,) is False at unit
+        precision (padding, ``jgmm._fit.mask_components``); a shared P stays."""
+        if self.shared:
+            return P
+        unit = jnp.broadcast_to(jnp.eye(P.shape[-1], dtype=P.dtype), P.shape) if P.ndim == 3 else jnp.ones_like(P)
+        return _where_components(mask, P, unit)
+
+    def restart(self, P, one, P_start):
+        """P with the component where ``one`` (K,) is True replaced by
+        ``P_start``'s (a one-component P); a shared P stays."""
+        return P if self.shared else _where_components(one, P_start, P)
+
+
+def _where_components(condition, a, b):
+    """Per component (leading axis): a where ``condition`` (K,), else b."""
+    return jnp.where(condition.reshape((-1,) + (1,) * (jnp.ndim(b) - 1)), a, b)
+
+
+# --------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Family] = {}
+_NAMES: dict[str, Family] = {}  # every accepted name, aliases included
+
+
+def register_family(family: Family) -> Family:
+    """Add ``family`` to the registry under its name and aliases, so that
+    every function taking ``covariance_type`` accepts them. Returns it.
+
+    Raises:
+      TypeError: not a Family.
+      ValueError: a name already taken by another family.
+    """
+    if not isinstance(family, Family):
+        raise TypeError(f"Expected a jgmm.Family, got {type(family).__name__}.")
+    for name in (family.name, *family.aliases):
+        if name in _NAMES and _NAMES[name] is not family:
+            raise ValueError(f"covariance_type {name!r} is already registered for family {_NAMES[name].name!r}.")
+    _REGISTRY[family.name] = family
+    for name in (family.name, *family.aliases):
+        _NAMES[name] = family
+    return family
+
+
+def family_names() -> tuple[str, ...]:
+    """The canonical names of the registered families, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def accepted_names() -> tuple[str, ...]:
+    """Every accepted ``covariance_type``: canonical names and aliases."""
+    return tuple(_NAMES)
+
+
+def canonical_name(covariance_type) -> str:
+    """The canonical name of a registered name or alias.
+
+    Raises:
+      ValueError: not a registered name; the message lists them all.
+    """
+    if not isinstance(covariance_type, str) or covariance_type not in _NAMES:
+        names = ", ".join(map(repr, sorted(_REGISTRY)))
+        aliases = ", ".join(map(repr, sorted(set(_NAMES) - set(_REGISTRY))))
+        raise ValueError(
+            f"The 'covariance_type' parameter must be a str among {{{names}}} (or an alias: {aliases}). "
+            f"Got {covariance_type!r} instead."
+        )
+    return _NAMES[covariance_type].name
+
+
+def family(covariance_type: str) -> Family:
+    """The registered Family of a name or alias (``canonical_name``'s errors)."""
+    return _NAMES[canonical_name(covariance_type)]
+
+
+# ------------------------------------------------------------ shared building blocks
 
 
 def _eye_like(A):
@@ -51,6 +212,13 @@ def _chol_prec_from_cov(cov):
     L = jnp.linalg.cholesky(cov)
     eye = jnp.broadcast_to(_eye_like(cov), cov.shape)
     return jnp.swapaxes(solve_triangular(L, eye, lower=True), -1, -2)
+
+
+def _chol_prec_from_prec(precision):
+    """Upper-triangular P with P Pᵀ = Λ: the Cholesky factor of Λ with its
+    rows and columns reversed (J L J for J Λ J = L Lᵀ), no inverse."""
+    flip = lambda A: A[..., ::-1, ::-1]
+    return flip(jnp.linalg.cholesky(flip(precision)))
 
 
 def _cov_chol(P):
@@ -65,13 +233,18 @@ def _cov_from_chol_prec(P):
     return L @ jnp.swapaxes(L, -1, -2)
 
 
-def _regularised_prec_chol(S, reg):
+def _gram(P):
+    return P @ jnp.swapaxes(P, -1, -2)
+
+
+def _regularised_prec_chol(S, nk, reg, previous=None):
     """P for Σ = S + reg·I, and whether S + reg·I was not positive definite.
 
     There (too few points for the dimension, or rounding: S = sxx/N_k - d dᵀ
     cancels on duplicated points far from the centre) the diagonal of S,
     clipped at 0, stands in, so P stays finite; the flag lets the fit mark
     the member DEGENERATE."""
+    del nk, previous
     P = _chol_prec_from_cov(_add_to_diagonal(S, reg))
     diagonal = jnp.maximum(jnp.diagonal(S, axis1=-2, axis2=-1), 0) + reg
     fallback = jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jax.lax.rsqrt(diagonal))
@@ -96,15 +269,75 @@ def _log_diag(P, D):
     return jnp.sum(jnp.log(jnp.diagonal(P, axis1=-2, axis2=-1)), axis=-1)
 
 
+def _outer(a):
+    return a[:, :, None] * a[:, None, :]
+
+
 def _precision_eig_variances(P, data_cov):
     """Variances 1/μ along the eigenvectors v of Λ = P Pᵀ, and vᵀ C v of the data.
 
     The eigenvalues are taken of the precision, whose largest (the direction
     of smallest variance) eigen-solvers get right to relative precision.
     """
-    mu, V = jnp.linalg.eigh(P @ jnp.swapaxes(P, -1, -2))
+    mu, V = jnp.linalg.eigh(_gram(P))
     data_var = jnp.einsum("...dm,de,...em->...m", V, data_cov, V)
     return 1.0 / mu, data_var
+
+
+def _triangular_to_free(P):
+    """(..., D(D+1)/2): P's upper triangle (np.triu_indices order), log of its diagonal."""
+    D = P.shape[-1]
+    free = jnp.triu(P, 1) + jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jnp.log(jnp.diagonal(P, axis1=-2, axis2=-1)))
+    i, j = np.triu_indices(D)
+    return free[..., i, j]
+
+
+def _free_to_triangular(free, D):
+    """``_triangular_to_free``'s inverse: upper-triangular P with a positive diagonal."""
+    i, j = np.triu_indices(D)
+    A = jnp.zeros(free.shape[:-1] + (D, D), free.dtype).at[..., i, j].set(free)
+    diagonal = jnp.exp(jnp.diagonal(A, axis1=-2, axis2=-1))
+    return jnp.triu(A, 1) + jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(diagonal)
+
+
+def _check_triangular(P: np.ndarray) -> None:
+    triangular = np.all(np.tril(P, -1) == 0) or np.all(np.triu(P, 1) == 0)
+    if not triangular or np.any(np.diagonal(P, axis1=-2, axis2=-1) <= 0):
+        raise ValueError(
+            "params.prec_chol is not triangular with a positive diagonal, so it is not the Cholesky "
+            "factor of a positive-definite precision matrix."
+        )
+
+
+def _check_positive(P: np.ndarray) -> None:
+    if np.any(P <= 0):
+        raise ValueError("params.prec_chol has entries <= 0; the precisions must be positive.")
+
+
+def _symmetric_index(D):
+    """(D, D) position of entry (min(i, j), max(i, j)) in np.triu_indices(D) order."""
+    i, j = np.triu_indices(D)
+    index = np.empty((D, D), np.int32)
+    index[i, j] = index[j, i] = np.arange(i.size)
+    return index
+
+
+def _expanded_sq_distances(Y, M, scale):
+    """(N, K) Σ_d (y_nd - m_kd)² s_kd as matrix products (s = 1 when None).
+
+    ‖y - m‖² = ‖y‖² - 2 y·m + ‖m‖²: no (N, K, D) array. The inputs are
+    centred (by ``log_gaussian``, or the fit's chunks) so the expansion does
+    not cancel badly.
+    """
+    if scale is None:
+        sq = jnp.sum(Y * Y, 1)[:, None] - 2 * Y @ M.T + jnp.sum(M * M, 1)[None, :]
+    else:
+        sq = (Y * Y) @ scale.T - 2 * Y @ (M * scale).T + jnp.sum(M * M * scale, 1)[None, :]
+    return jnp.maximum(sq, 0)
+
+
+def _diag_matrices(v):
+    return jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(v)
 
 
 # ----------------------------------------------------------------------------- full
@@ -131,46 +364,45 @@ def _full_second_moment(r, Xc):
     return upper[:, _symmetric_index(D)]
 
 
-def _symmetric_index(D):
-    """(D, D) position of entry (min(i, j), max(i, j)) in np.triu_indices(D) order."""
-    i, j = np.triu_indices(D)
-    index = np.empty((D, D), np.int32)
-    index[i, j] = index[j, i] = np.arange(i.size)
-    return index
+def _full_missing_work(K, D, missing):
+    return K * D * D if missing else K * D
 
 
 FULL = Family(
+    name="full",
+    aliases=("VVV",),
+    shared=False,
+    diagonal=False,
+    prec_chol_shape=lambda K, D: (K, D, D),
+    stats_shape=lambda K, D: (K, D, D),
+    prior_scale_shape=lambda D: (D, D),
+    n_parameters=lambda K, D: K * D * (D + 1) // 2,
     log_det=_log_diag,
     squared_mahalanobis=_full_sq_mahalanobis,
     second_moment=_full_second_moment,
-    covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None, None] - d[:, :, None] * d[:, None, :],
-    moments_from_covariance=lambda cov, nk, d: nk[:, None, None] * (cov + d[:, :, None] * d[:, None, :]),
-    from_moments=_regularised_prec_chol,
+    pool_second_moments=lambda m: m,
+    outer=lambda c, d: c[:, None, None] * _outer(d),
+    covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None, None] - _outer(d),
+    moments_from_covariance=lambda cov, nk, d: nk[:, None, None] * (cov + _outer(d)),
+    map_covariance_estimate=lambda W, nk, scale, nu: (scale + W) / (nu + nk + W.shape[-1] + 2)[:, None, None],
+    from_estimate=_regularised_prec_chol,
     covariances=_cov_from_chol_prec,
-    precisions=lambda P: P @ jnp.swapaxes(P, -1, -2),
+    precisions=_gram,
+    dense_covariances=lambda P, K, D: _cov_from_chol_prec(P),
     prec_chol_from_covariances=_chol_prec_from_cov,
+    prec_chol_from_precisions=_chol_prec_from_prec,
+    to_unconstrained=lambda P: _triangular_to_free(P).reshape(-1),
+    from_unconstrained=lambda free, K, D: _free_to_triangular(free.reshape(K, -1), D),
     variances=_precision_eig_variances,
     colour=lambda z, labels, P: jnp.take_along_axis(
         jnp.einsum("nd,ked->nke", z, _cov_chol(P)), labels[:, None, None], axis=1
     )[:, 0],
-    n_parameters=lambda K, D: K * D * (D + 1) // 2,
+    row_work=_full_missing_work,
+    check_values=_check_triangular,
+    default_prior_scale=lambda cov: cov,
 )
 
 # ----------------------------------------------------------------------------- tied
-
-
-def _expanded_sq_distances(Y, M, scale):
-    """(N, K) Σ_d (y_nd - m_kd)² s_kd as matrix products (s = 1 when None).
-
-    ‖y - m‖² = ‖y‖² - 2 y·m + ‖m‖²: no (N, K, D) array. The inputs are
-    centred (by ``log_gaussian``, or the fit's chunks) so the expansion does
-    not cancel badly.
-    """
-    if scale is None:
-        sq = jnp.sum(Y * Y, 1)[:, None] - 2 * Y @ M.T + jnp.sum(M * M, 1)[None, :]
-    else:
-        sq = (Y * Y) @ scale.T - 2 * Y @ (M * scale).T + jnp.sum(M * M * scale, 1)[None, :]
-    return jnp.maximum(sq, 0)
 
 
 def _tied_sq_mahalanobis(X, means, P):
@@ -181,19 +413,45 @@ def _tied_sq_mahalanobis(X, means, P):
     return jnp.maximum(jnp.sum(Y * Y, 0)[None, :] - 2 * M @ Y + jnp.sum(M * M, 1)[:, None], 0).T
 
 
+def _tied_outer(c, d):
+    return jnp.einsum("k,kd,ke->de", c, d, d)
+
+
+def _tied_map_estimate(W, nk, scale, nu):
+    K, D = nk.shape[0], W.shape[-1]
+    return (scale + W) / (nu + jnp.sum(nk) + K + D + 1)
+
+
 TIED = Family(
+    name="tied",
+    aliases=("EEE",),
+    shared=True,
+    diagonal=False,
+    prec_chol_shape=lambda K, D: (D, D),
+    stats_shape=lambda K, D: (D, D),
+    prior_scale_shape=lambda D: (D, D),
+    n_parameters=lambda K, D: D * (D + 1) // 2,
     log_det=_log_diag,
     squared_mahalanobis=_tied_sq_mahalanobis,
     second_moment=lambda r, Xc: (Xc * jnp.sum(r, axis=1)[:, None]).T @ Xc,
-    covariance_estimate=lambda sxx, nk, d: (sxx - jnp.einsum("k,kd,ke->de", nk, d, d)) / jnp.sum(nk),
-    moments_from_covariance=lambda cov, nk, d: cov * jnp.sum(nk) + jnp.einsum("k,kd,ke->de", nk, d, d),
-    from_moments=FULL.from_moments,
+    pool_second_moments=lambda m: jnp.sum(m, axis=0),
+    outer=_tied_outer,
+    covariance_estimate=lambda sxx, nk, d: (sxx - _tied_outer(nk, d)) / jnp.sum(nk),
+    moments_from_covariance=lambda cov, nk, d: cov * jnp.sum(nk) + _tied_outer(nk, d),
+    map_covariance_estimate=_tied_map_estimate,
+    from_estimate=_regularised_prec_chol,
     covariances=_cov_from_chol_prec,
-    precisions=FULL.precisions,
+    precisions=_gram,
+    dense_covariances=lambda P, K, D: jnp.broadcast_to(_cov_from_chol_prec(P), (K, D, D)),
     prec_chol_from_covariances=_chol_prec_from_cov,
+    prec_chol_from_precisions=_chol_prec_from_prec,
+    to_unconstrained=_triangular_to_free,
+    from_unconstrained=lambda free, K, D: _free_to_triangular(free, D),
     variances=lambda P, C: jax.tree.map(lambda a: a[None], _precision_eig_variances(P, C)),
     colour=lambda z, labels, P: z @ _cov_chol(P).T,
-    n_parameters=lambda K, D: D * (D + 1) // 2,
+    row_work=lambda K, D, missing: K * D * D if missing else K + D,
+    check_values=_check_triangular,
+    default_prior_scale=lambda cov: cov,
 )
 
 # ----------------------------------------------------------------------------- diag
@@ -203,19 +461,45 @@ def _diag_sq_mahalanobis(X, means, P):
     return _expanded_sq_distances(X, means, P * P)
 
 
+def _diagonal_work(K, D, missing):
+    return K * D if missing else K + D
+
+
+def _diagonal_prior_scale(cov):
+    xp = jnp if isinstance(cov, jax.Array) else np
+    return xp.diagonal(cov)
+
+
 DIAG = Family(
+    name="diag",
+    aliases=("VVI",),
+    shared=False,
+    diagonal=True,
+    prec_chol_shape=lambda K, D: (K, D),
+    stats_shape=lambda K, D: (K, D),
+    prior_scale_shape=lambda D: (D,),
+    n_parameters=lambda K, D: K * D,
     log_det=lambda P, D: jnp.sum(jnp.log(P), axis=-1),
     squared_mahalanobis=_diag_sq_mahalanobis,
     second_moment=lambda r, Xc: r.T @ (Xc * Xc),
+    pool_second_moments=lambda m: m,
+    outer=lambda c, d: c[:, None] * d * d,
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
     moments_from_covariance=lambda cov, nk, d: nk[:, None] * (cov + d * d),
-    from_moments=_clipped_rsqrt,
+    map_covariance_estimate=lambda W, nk, scale, nu: (scale + W) / (nu + nk + 3)[:, None],
+    from_estimate=lambda S, nk, reg, previous=None: _clipped_rsqrt(S, reg),
     covariances=lambda P: 1.0 / (P * P),
     precisions=lambda P: P * P,
+    dense_covariances=lambda P, K, D: _diag_matrices(1.0 / (P * P)),
     prec_chol_from_covariances=jax.lax.rsqrt,
+    prec_chol_from_precisions=jnp.sqrt,
+    to_unconstrained=lambda P: jnp.log(P).reshape(-1),
+    from_unconstrained=lambda free, K, D: jnp.exp(free).reshape(K, D),
     variances=lambda P, C: (1.0 / (P * P), jnp.broadcast_to(jnp.diagonal(C), P.shape)),
     colour=lambda z, labels, P: z / P[labels],
-    n_parameters=lambda K, D: K * D,
+    row_work=_diagonal_work,
+    check_values=_check_positive,
+    default_prior_scale=_diagonal_prior_scale,
 )
 
 # ------------------------------------------------------------------------ spherical
@@ -225,25 +509,53 @@ def _spherical_sq_mahalanobis(X, means, P):
     return _expanded_sq_distances(X, means, None) * (P * P)[None, :]
 
 
+def _spherical_map_estimate(W, nk, scale, nu):
+    D = W.shape[-1]
+    cov = (scale + jnp.sum(W, axis=1)) / (nu + D * nk + D + 2)
+    return jnp.broadcast_to(cov[:, None], W.shape)  # from_estimate averages over D
+
+
+def _mean_variance_prior_scale(cov):
+    xp = jnp if isinstance(cov, jax.Array) else np
+    return xp.trace(cov) / cov.shape[-1]
+
+
 SPHERICAL = Family(
+    name="spherical",
+    aliases=("VII",),
+    shared=False,
+    diagonal=True,
+    prec_chol_shape=lambda K, D: (K,),
+    stats_shape=DIAG.stats_shape,
+    prior_scale_shape=lambda D: (),
+    n_parameters=lambda K, D: K,
     log_det=lambda P, D: D * jnp.log(P),
     squared_mahalanobis=_spherical_sq_mahalanobis,
     second_moment=DIAG.second_moment,
+    pool_second_moments=DIAG.pool_second_moments,
+    outer=DIAG.outer,
     covariance_estimate=DIAG.covariance_estimate,
     moments_from_covariance=lambda cov, nk, d: nk[:, None] * (cov[:, None] + d * d),
-    from_moments=lambda S, reg: _clipped_rsqrt(jnp.mean(S, axis=-1), reg),
+    map_covariance_estimate=_spherical_map_estimate,
+    from_estimate=lambda S, nk, reg, previous=None: _clipped_rsqrt(jnp.mean(S, axis=-1), reg),
     covariances=DIAG.covariances,
     precisions=DIAG.precisions,
+    dense_covariances=lambda P, K, D: (1.0 / (P * P))[:, None, None] * jnp.eye(D, dtype=P.dtype),
     prec_chol_from_covariances=jax.lax.rsqrt,
+    prec_chol_from_precisions=jnp.sqrt,
+    to_unconstrained=jnp.log,
+    from_unconstrained=lambda free, K, D: jnp.exp(free),
     variances=lambda P, C: (
         1.0 / (P * P)[:, None],
         jnp.broadcast_to(jnp.trace(C) / C.shape[-1], P.shape)[:, None],
     ),
     colour=lambda z, labels, P: z / P[labels][:, None],
-    n_parameters=lambda K, D: K,
+    row_work=_diagonal_work,
+    check_values=_check_positive,
+    default_prior_scale=_mean_variance_prior_scale,
 )
 
-FAMILIES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
+BUILT_IN = tuple(register_family(f) for f in (FULL, TIED, DIAG, SPHERICAL))
 
 
 def log_gaussian(X: jax.Array, means: jax.Array, prec_chol: jax.Array, covariance_type: str, centred=False):
@@ -261,7 +573,7 @@ def log_gaussian(X: jax.Array, means: jax.Array, prec_chol: jax.Array, covarianc
       (N, K) log densities: -½ (D log 2π + ‖(x_n - μ_k) P_k‖²) + log |P_k|.
     """
     D = X.shape[-1]
-    family = FAMILIES[covariance_type]
+    f = family(covariance_type)
     if not centred:
         # Translation invariance: measure from the centre of the means, which
         # keeps float32 products accurate on data far from the origin.
@@ -269,5 +581,5 @@ def log_gaussian(X: jax.Array, means: jax.Array, prec_chol: jax.Array, covarianc
         X, means = X - centre, means - centre
     # Centred data are shared by a batch of members (one wide matrix product
     # instead of one per member: the E-step of diag and spherical 2x faster).
-    sq = family.squared_mahalanobis(X, means, prec_chol)
-    return -0.5 * (D * math.log(2 * math.pi) + sq) + family.log_det(prec_chol, D)
+    sq = f.squared_mahalanobis(X, means, prec_chol)
+    return -0.5 * (D * math.log(2 * math.pi) + sq) + f.log_det(prec_chol, D)

@@ -6,8 +6,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jgmm._covariance import FAMILIES
+from jgmm._covariance import family
 from jgmm._params import GMMParams
 from jgmm._predict import _log_prob, checked_data
 from jgmm._validation import check_params
@@ -15,7 +16,7 @@ from jgmm._validation import check_params
 
 def count_parameters(covariance_type: str, K: int, D: int) -> int:
     """Free parameters: (K - 1) weights + K·D means + the family's covariances."""
-    return K - 1 + K * D + FAMILIES[covariance_type].n_parameters(K, D)
+    return K - 1 + K * D + family(covariance_type).n_parameters(K, D)
 
 
 def n_parameters(params: GMMParams) -> int:
@@ -35,13 +36,13 @@ def _criteria(params: GMMParams, X, missing: str):
     return information_criteria(log_l, n_parameters(params), X.shape[0])
 
 
-def bic(params: GMMParams, X, missing: str = "error") -> jax.Array:
+def bic(params: GMMParams, X: ArrayLike, missing: str = "error") -> jax.Array:
     """() Bayesian information criterion, -2 Σ_n log p(x_n) + p·log N, X (N, D);
     ``missing="marginalize"``: of the observed entries (``jgmm.log_prob``)."""
     return _criteria(params, X, missing)[0]
 
 
-def aic(params: GMMParams, X, missing: str = "error") -> jax.Array:
+def aic(params: GMMParams, X: ArrayLike, missing: str = "error") -> jax.Array:
     """() Akaike information criterion, -2 Σ_n log p(x_n) + 2p, X (N, D);
     ``missing="marginalize"``: of the observed entries (``jgmm.log_prob``)."""
     return _criteria(params, X, missing)[1]

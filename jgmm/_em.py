@@ -17,8 +17,10 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.typing import ArrayLike
 
-from jgmm._covariance import FAMILIES, log_gaussian
+from jgmm._compile import jit
+from jgmm._covariance import family, log_gaussian
 from jgmm._missing import conditionals, fill, missing_stats
 from jgmm._params import GMMParams
 from jgmm._validation import check_covariance_type, check_params, check_shape, check_weight_shape
@@ -72,8 +74,10 @@ def _normalised(weighted: jax.Array):
     return e / total, (top + jnp.log(total))[:, 0]
 
 
-@jax.jit
-def e_step(params: GMMParams, X: jax.Array, sample_weight: jax.Array | None = None):
+@jit
+def e_step(
+    params: GMMParams, X: ArrayLike, sample_weight: ArrayLike | None = None
+) -> tuple[jax.Array, jax.Array]:
     """E-step: responsibilities γ(z_nk) by Bayes' rule, in log space.
 
     Args:
@@ -93,14 +97,14 @@ def e_step(params: GMMParams, X: jax.Array, sample_weight: jax.Array | None = No
     return log_resp, (w @ log_norm) / jnp.sum(w)
 
 
-@functools.partial(jax.jit, static_argnames="covariance_type")
+@jit(static_argnames="covariance_type")
 def suff_stats(
-    resp: jax.Array,
-    X: jax.Array,
-    sample_weight: jax.Array | None = None,
+    resp: ArrayLike,
+    X: ArrayLike,
+    sample_weight: ArrayLike | None = None,
     *,
     covariance_type: str = "full",
-    shift: jax.Array | None = None,
+    shift: ArrayLike | None = None,
 ) -> SuffStats:
     """Sufficient statistics of data weighted by responsibilities.
 
@@ -118,24 +122,32 @@ def suff_stats(
     Returns:
       SuffStats.
     """
-    check_covariance_type(covariance_type)
-    N, D = check_shape(X).shape
-    check_shape(resp, "resp", n_samples=(N, "X"))
+    N, D = _check_resp_and_data(resp, X)
     w = _weights_or_ones(check_weight_shape(sample_weight, N), X)
-    resp_w = resp * w[:, None]
-    nk = jnp.sum(resp_w, axis=0)
     if shift is None:
         shift = (w @ X) / jnp.sum(w)
     elif jnp.shape(shift) != (D,):
         raise ValueError(f"shift must have shape ({D},), one centre per feature of X; got {jnp.shape(shift)}.")
+    return stats_about(resp * w[:, None], X, shift, check_covariance_type(covariance_type))
+
+
+def _check_resp_and_data(resp, X) -> tuple[int, int]:
+    """(N, D) of 2-D X, with resp (N, K)."""
+    N, D = check_shape(X).shape
+    check_shape(resp, "resp", n_samples=(N, "X"))
+    return N, D
+
+
+def stats_about(resp_w, X, shift, covariance_type: str) -> SuffStats:
+    """SuffStats of X (N, D) weighted by ``resp_w`` (N, K), the
+    responsibilities times the sample weights, about the (D,) ``shift``."""
     Xc = X - shift
-    sx = resp_w.T @ Xc
-    sxx = FAMILIES[covariance_type].second_moment(resp_w, Xc)
-    return SuffStats(nk, sx, sxx, shift)
+    sxx = family(covariance_type).second_moment(resp_w, Xc)
+    return SuffStats(jnp.sum(resp_w, axis=0), resp_w.T @ Xc, sxx, shift)
 
 
-@functools.partial(jax.jit, static_argnames="covariance_type")
-def params_from_stats(stats: SuffStats, covariance_type: str = "full", reg_covar=1e-6) -> GMMParams:
+@jit(static_argnames="covariance_type")
+def params_from_stats(stats: SuffStats, covariance_type: str = "full", reg_covar: float = 1e-6) -> GMMParams:
     """Closed-form maximiser of the expected complete-data log-likelihood.
 
     π_k = N_k / Σ_j N_j,  μ_k = c + d_k with d_k = sx_k / N_k, and
@@ -152,9 +164,9 @@ def params_from_stats(stats: SuffStats, covariance_type: str = "full", reg_covar
       singular or indefinite even after ``reg_covar``, its clipped diagonal
       stands in (see ``params_and_singular``).
     """
-    check_covariance_type(covariance_type)
+    covariance_type = check_covariance_type(covariance_type)
     K, D = stats.sx.shape
-    expected = {"full": (K, D, D), "tied": (D, D)}.get(covariance_type, (K, D))
+    expected = family(covariance_type).stats_shape(K, D)
     if stats.sxx.shape != expected:
         raise ValueError(
             f"stats.sxx has shape {stats.sxx.shape}, but covariance_type={covariance_type!r} needs {expected}: "
@@ -163,41 +175,45 @@ def params_from_stats(stats: SuffStats, covariance_type: str = "full", reg_covar
     return params_and_singular(stats, covariance_type, reg_covar)[0]
 
 
-def params_and_singular(stats: SuffStats, covariance_type: str, reg_covar):
+def params_and_singular(stats: SuffStats, covariance_type: str, reg_covar, previous=None):
     """``params_from_stats``, and which covariance estimates were not positive
-    definite after adding ``reg_covar``: (K,) bool, () for tied. The fit loop
-    marks such a fit DEGENERATE."""
-    family = FAMILIES[covariance_type]
+    definite after adding ``reg_covar``: (K,) bool, (1,) or () for a shared
+    covariance. The fit loop marks such a fit DEGENERATE. ``previous``: the
+    parameters before this M-step, which warm-start an iterative one."""
+    f = family(covariance_type)
     nk = stats.nk + 10 * jnp.finfo(stats.nk.dtype).eps
     d = stats.sx / nk[:, None]
-    cov = family.covariance_estimate(stats.sxx, nk, d)
+    cov = f.covariance_estimate(stats.sxx, nk, d)
     reg = jnp.asarray(reg_covar, cov.dtype)
-    prec_chol, singular = family.from_moments(cov, reg)
-    return GMMParams(nk / jnp.sum(nk), stats.shift + d, prec_chol, covariance_type), singular
+    prec_chol, singular = f.from_estimate(cov, nk, reg, None if previous is None else previous.prec_chol)
+    return GMMParams(nk / jnp.sum(nk), stats.shift + d, prec_chol, f.name), singular
 
 
-@functools.partial(jax.jit, static_argnames="covariance_type")
+@jit(static_argnames="covariance_type")
 def m_step(
-    resp: jax.Array,
-    X: jax.Array,
+    resp: ArrayLike,
+    X: ArrayLike,
     covariance_type: str = "full",
-    reg_covar=1e-6,
-    sample_weight: jax.Array | None = None,
+    reg_covar: float = 1e-6,
+    sample_weight: ArrayLike | None = None,
 ) -> GMMParams:
     """M-step: the parameters that maximise Q(θ; γ) for fixed responsibilities.
 
     Args:
       resp: (N, K) responsibilities γ(z_nk).
       X: (N, D) samples.
-      covariance_type: "full", "tied", "diag" or "spherical".
+      covariance_type: a registered family (``jgmm.family_names()``): "full",
+        "tied", "diag", "spherical", or an alias such as mclust's "VVV".
       reg_covar: non-negative value added to the covariance diagonals.
       sample_weight: optional (N,) non-negative weights.
 
     Returns:
       GMMParams, ``params_from_stats(suff_stats(resp, X, sample_weight))``.
     """
-    stats = suff_stats(resp, X, sample_weight, covariance_type=covariance_type)
-    return params_from_stats(stats, covariance_type, reg_covar)
+    N, _ = _check_resp_and_data(resp, X)
+    w = _weights_or_ones(check_weight_shape(sample_weight, N), X)
+    stats = stats_about(resp * w[:, None], X, (w @ X) / jnp.sum(w), check_covariance_type(covariance_type))
+    return params_and_singular(stats, covariance_type, reg_covar)[0]
 
 
 class Chunks(NamedTuple):
@@ -251,7 +267,7 @@ class Chunks(NamedTuple):
 
 def chunk_stats(resp, X, w, covariance_type: str) -> SuffStats:
     """``suff_stats`` of a centred chunk, about 0."""
-    return suff_stats(resp, X, w, covariance_type=covariance_type, shift=jnp.zeros(X.shape[-1:], X.dtype))
+    return stats_about(resp * w[:, None], X, jnp.zeros(X.shape[-1:], X.dtype), covariance_type)
 
 
 def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:

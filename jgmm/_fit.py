@@ -48,16 +48,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jgmm._bucket import bucketed
-from jgmm._compile import jit
-from jgmm._covariance import FAMILIES
-from jgmm._em import Chunks, em_pass, params_and_singular, params_from_stats, pass_sums, suff_stats
+from jgmm._compile import full_precision, jit
+from jgmm._covariance import family
+from jgmm._em import Chunks, em_pass, params_and_singular, pass_sums, stats_about
 from jgmm._implicit import fixed_point
-from jgmm._init import INIT_METHODS, initial_params, initialize, member_keys, seed_program, subsample
-from jgmm._missing import DIAGONAL, observed_mean
+from jgmm._init import check_init, initial_params, initialize, member_keys, seed_program, subsample
+from jgmm._missing import observed_mean
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status, shift_means
-from jgmm._precision import full_precision
 from jgmm._prior import Prior, default_prior, map_params_and_singular, prior_for_k
 from jgmm._shard import data_mesh
 from jgmm._validation import (
@@ -71,8 +71,8 @@ from jgmm._validation import (
     is_tracer,
 )
 
-CHUNK_BYTES = 4 << 20  # CPU: a chunk's work stays in cache (docs/design.md)
-ACCELERATOR_CHUNK_BYTES = 32 << 20  # GPU/TPU: fewer, wider steps of the scan
+WORK_BYTES = 4 << 20  # CPU: a chunk's work stays in cache (docs/design.md)
+ACCELERATOR_WORK_BYTES = 32 << 20  # GPU/TPU: fewer, wider steps of the scan
 CELLS_PER_BATCH_CPU = 2
 MIN_CHUNK = 1024
 COLLAPSE_FACTOR = 10.0
@@ -115,13 +115,9 @@ def mask_components(params: GMMParams, mask: jax.Array) -> GMMParams:
     With weight 0 a component drops out of the E-step's log-sum-exp, gets no
     responsibility, hence no statistics: it is never revived.
     """
-    K = mask.shape[0]
     weights = jnp.where(mask, params.weights, 0)
     means = jnp.where(mask[:, None], params.means, 0)
-    P = params.prec_chol
-    if params.covariance_type != "tied":
-        unit = jnp.broadcast_to(jnp.eye(P.shape[-1], dtype=P.dtype), P.shape) if P.ndim == 3 else jnp.ones_like(P)
-        P = jnp.where(mask.reshape((K,) + (1,) * (P.ndim - 1)), P, unit)
+    P = family(params.covariance_type).switch_off(params.prec_chol, mask)
     return GMMParams(weights / jnp.sum(weights), means, P, params.covariance_type)
 
 
@@ -140,9 +136,9 @@ def collapsed_components(params: GMMParams, reg_covar, data_cov: jax.Array) -> j
       reg_covar: the regularisation the parameters were fitted with.
       data_cov: (D, D) covariance of the data.
     """
-    variances, data_var = FAMILIES[params.covariance_type].variances(params.prec_chol, data_cov)
+    variances, data_var = family(params.covariance_type).variances(params.prec_chol, data_cov)
     rounding = jnp.finfo(params.means.dtype).eps * jnp.sum(params.means**2, axis=-1)
-    if params.covariance_type == "tied":  # one covariance, pooled over the components
+    if variances.shape[0] != rounding.shape[0]:  # one covariance, pooled over the components
         rounding = jnp.max(rounding, keepdims=True)
     floor = COLLAPSE_FACTOR * (reg_covar + rounding)[:, None]
     return jnp.any((variances <= floor) & (data_var >= DATA_SCALE_FACTOR * floor), axis=-1)
@@ -169,25 +165,24 @@ def reseed_component(params: GMMParams, k, point, data: GMMParams, mask) -> GMMP
     one = jnp.arange(params.n_components) == k
     weights = jnp.where(one, 1 / jnp.sum(mask), params.weights)
     means = jnp.where(one[:, None], point, params.means)
-    P = params.prec_chol
-    if params.covariance_type != "tied":
-        P = jnp.where(one.reshape((-1,) + (1,) * (P.ndim - 1)), data.prec_chol, P)
+    P = family(params.covariance_type).restart(params.prec_chol, one, data.prec_chol)
     return GMMParams(weights / jnp.sum(weights), means, P, params.covariance_type)
 
 
 def _usable(params: GMMParams) -> jax.Array:
     """() bool: all parameters finite and every precision factor invertible
     (a finite log-determinant; an overflowed covariance gives P = 0)."""
-    leaves = jax.tree.leaves(params) + [FAMILIES[params.covariance_type].log_det(params.prec_chol, params.n_features)]
+    leaves = jax.tree.leaves(params) + [family(params.covariance_type).log_det(params.prec_chol, params.n_features)]
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
-def _m_step(stats, covariance_type: str, reg_covar, prior=None):
+def _m_step(stats, covariance_type: str, reg_covar, prior=None, previous=None):
     """The M-step from statistics: the maximum likelihood, or the posterior
-    mode under ``prior``; with which covariance estimates were singular."""
+    mode under ``prior``; with which covariance estimates were singular.
+    ``previous``: the parameters the statistics were computed with."""
     if prior is None:
-        return params_and_singular(stats, covariance_type, reg_covar)
-    return map_params_and_singular(stats, covariance_type, reg_covar, prior)
+        return params_and_singular(stats, covariance_type, reg_covar, previous)
+    return map_params_and_singular(stats, covariance_type, reg_covar, prior, previous)
 
 
 def em_update(
@@ -204,7 +199,7 @@ def em_update(
       worst: [] or, to re-seed, [(D,) the worst-explained (centred) sample].
       tol, reg_covar, data_cov, max_iter, reseed_with, prior: as in ``em_loop``.
     """
-    new, singular = _m_step(stats, s.params.covariance_type, reg_covar, prior)
+    new, singular = _m_step(stats, s.params.covariance_type, reg_covar, prior, s.params)
     new = mask_components(new, mask)
     bad = ~jnp.isfinite(ll) | ~_usable(new)
     collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
@@ -352,9 +347,9 @@ def collapse_references(X_sample, w_sample, covariance_type: str, reg_covar, on_
     data_cov = (X_sample * w_sample[:, None]).T @ X_sample / jnp.sum(w_sample)
     if on_collapse != "reseed":
         return data_cov, None
-    ones = jnp.ones((X_sample.shape[0], 1), X_sample.dtype)
-    stats = suff_stats(ones, X_sample, w_sample, covariance_type=covariance_type)
-    return data_cov, params_from_stats(stats, covariance_type, reg_covar)
+    shift = (w_sample @ X_sample) / jnp.sum(w_sample)
+    stats = stats_about(w_sample[:, None], X_sample, shift, covariance_type)
+    return data_cov, params_and_singular(stats, covariance_type, reg_covar)[0]
 
 
 def best_member(results: FitResult) -> jax.Array:
@@ -395,22 +390,20 @@ def check_chunk_size(chunk_size, N: int, mesh=None) -> int | None:
 def default_chunk_size(
     N: int, K: int, D: int, n_members: int, itemsize: int, mesh=None, covariance_type="full", missing=False
 ) -> int:
-    """Rows per chunk so that one chunk's work arrays fit in ``CHUNK_BYTES``
-    (``ACCELERATOR_CHUNK_BYTES`` off CPU); at least ``MIN_CHUNK`` rows, at
+    """Rows per chunk so that one chunk's work arrays fit in ``WORK_BYTES``
+    (``ACCELERATOR_WORK_BYTES`` off CPU); at least ``MIN_CHUNK`` rows, at
     most the rows per device.
 
-    Per member and row the E-step holds K·D numbers for full covariances
-    (the distances before their sum over D), K + D for the others; with
-    missing values K·D for diag and spherical and K·D² for full and tied
+    Per member and row the E-step holds what the family says
+    (``Family.row_work``): K·D numbers for full covariances (the distances
+    before their sum over D), K + D for tied, diag and spherical; with
+    missing values K·D for diagonal covariances and K·D² for the others
     (``jgmm._missing``). Sized to the work (not K·D for every family), diag
     and spherical read 4-16x longer chunks, 15-30% faster on CPU at
     N = 200,000, D = K = 32.
     """
-    if missing:
-        per_row = K * D * (1 if covariance_type in DIAGONAL else D)
-    else:
-        per_row = K * D if covariance_type == "full" else K + D
-    budget = CHUNK_BYTES if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK_BYTES
+    per_row = family(covariance_type).row_work(K, D, missing)
+    budget = WORK_BYTES if jax.default_backend() == "cpu" else ACCELERATOR_WORK_BYTES
     return rows_within(budget, n_members * per_row * itemsize, _rows_per_device(N, mesh))
 
 
@@ -515,13 +508,11 @@ def _grid_program(
 # products: ``seed`` runs ``seed_program``, the family-independent start of
 # ``fit_grid``, which ``jgmm.select`` shares between families; ``fit_grid``
 # runs ``_grid_program``.
-compiled_seed = jit(seed_program, static_argnames=("n_components", "init", "n_init", "fold_in_k", "missing"))
-compiled_grid = jit(_grid_program, static_argnames=(
+seed = jit(seed_program, static_argnames=("n_components", "init", "n_init", "fold_in_k", "missing"))
+fit_grid = jit(_grid_program, static_argnames=(
     "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
     "progress", "on_collapse", "mesh", "prior_per_k", "missing",
 ))
-seed = full_precision(compiled_seed)
-fit_grid = full_precision(compiled_grid)
 
 
 def em_map(params, key, X, w, tol, reg_covar, init_params, prior, *, chunk_size, mesh, prior_per_k, missing):
@@ -535,7 +526,7 @@ def em_map(params, key, X, w, tol, reg_covar, init_params, prior, *, chunk_size,
     if prior is not None:
         prior = prior_for_k(prior, params.n_components) if prior_per_k else prior
         prior = prior._replace(mean=prior.mean - centre)
-    new, _ = _m_step(stats, params.covariance_type, reg_covar, prior)
+    new, _ = _m_step(stats, params.covariance_type, reg_covar, prior, params)
     return shift_means(new, centre), total / jnp.sum(w)
 
 
@@ -555,6 +546,8 @@ def check_prior(prior, X, covariance_type: str, w=None):
     sample weights w, whose scale the program divides by each fit's K^(2/D)."""
     if prior is None:
         return None, False
+    if family(covariance_type).map_covariance_estimate is None:
+        raise ValueError(f"covariance_type={covariance_type!r} takes no prior; pass prior=None.")
     per_k = isinstance(prior, str)
     if per_k:
         check_choice(prior, "prior", ("default",))
@@ -562,7 +555,7 @@ def check_prior(prior, X, covariance_type: str, w=None):
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be None, 'default' or a jgmm.Prior, got {type(prior).__name__}.")
     D = X.shape[1]
-    scale = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[covariance_type]
+    scale = family(covariance_type).prior_scale_shape(D)
     if np.shape(prior.mean) != (D,) or np.shape(prior.scale) != scale:
         raise ValueError(
             f"prior.mean must have shape {(D,)} and prior.scale {scale} for covariance_type={covariance_type!r}; "
@@ -599,7 +592,7 @@ def batched_starts(key, X, w, init, n_init: int, K: int, covariance_type: str, r
         if starts.weights.ndim == 1:
             starts = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_init,) + a.shape), starts)
         return starts
-    check_choice(init, "init", INIT_METHODS)
+    init = check_init(init)
     return initial_params(
         key, X, w, reg_covar, n_components=K, covariance_type=covariance_type, init=init, n_init=n_init,
         chunk_size=X.shape[0],
@@ -619,27 +612,28 @@ def check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: 
             check_param_values(check_params(jax.tree.map(lambda a: a[i], init), n_features=D, n_components=K))
     else:
         check_param_values(check_params(init, n_features=D, n_components=K))
-    if init.covariance_type != covariance_type:
+    if family(init.covariance_type).name != covariance_type:
         raise ValueError(f"init has covariance_type={init.covariance_type!r} but covariance_type={covariance_type!r}.")
     return jax.tree.map(lambda a: jnp.asarray(a, dtype), init)
 
 
+@full_precision
 def fit(
     key: jax.Array,
-    X,
+    X: ArrayLike,
     n_components: int,
     covariance_type: str = "full",
     *,
     n_init: int = 1,
-    init: str | GMMParams = "kmeans++",
+    init: str | GMMParams = "kmeans",
     max_iter: int = 100,
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
-    sample_weight=None,
+    sample_weight: ArrayLike | None = None,
     progress: int = 0,
     chunk_size: int | None = None,
     on_collapse: str = "freeze",
-    prior=None,
+    prior: Prior | str | None = None,
     missing: str = "error",
 ) -> FitResult:
     """Fit a Gaussian mixture by EM, all restarts in one compiled program.
@@ -653,10 +647,12 @@ def fit(
         of weight 0 to one of four sizes per octave, so that data of nearby
         sizes reuse one compiled program (``jgmm._bucket``).
       n_components: K >= 1, at most N.
-      covariance_type: "full", "tied", "diag" or "spherical".
+      covariance_type: a registered family (``jgmm.family_names()``): "full",
+        "tied", "diag", "spherical", or an alias such as mclust's "VVV".
       n_init: number of restarts, run batched; the best is returned.
-      init: "kmeans++", "k-means++", "random", "random_from_data" (see
-        ``jgmm._init``), a GMMParams to start every restart from, or
+      init: "kmeans" (k-means++ seeding and Lloyd steps; the old name
+        "kmeans++" is accepted), "k-means++", "random", "random_from_data"
+        (see ``jgmm._init``), a GMMParams to start every restart from, or
         GMMParams with a leading (n_init,) axis on every array: restart i
         starts from the i-th.
       max_iter: maximum EM iterations (static: a new value compiles anew).
@@ -718,7 +714,7 @@ def fit(
         init_params = check_starts(init, n_init, K, D, covariance_type, X.dtype)
         init = "params"
     else:
-        check_choice(init, "init", INIT_METHODS)
+        init = check_init(init)
     prior, prior_per_k = check_prior(prior, X, covariance_type, w)
     X, w = bucketed(X, w)
     rows = X.shape[0]

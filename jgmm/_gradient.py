@@ -1,9 +1,9 @@
 """``fit_gradient``: the log-likelihood maximised directly by an optax optimizer.
 
 The parameters are mapped to an unconstrained space: weights by their logits
-(π = softmax), means as they are, and precision Cholesky factors P (upper
-triangular, positive diagonal) by their strict upper triangle and the log of
-their diagonal (log P for diag and spherical). Any point of that space is a
+(π = softmax), means as they are, and precision factors by the family's own
+map (``Family.to_unconstrained``: for upper-triangular P its strict upper
+triangle and the log of its diagonal, log P for diag and spherical). Any point of that space is a
 valid mixture, so any optax optimizer (Adam by default, L-BFGS too) can step
 freely; the steps run in one compiled ``lax.while_loop``, vmapped over
 restarts. An alternative to EM for research (``experiments/em_vs_gradient.py``
@@ -12,16 +12,19 @@ compares them); EM needs no step size and is usually faster.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike
 
-from jgmm._compile import jit
+from jgmm._compile import full_precision, jit
+from jgmm._covariance import family
 from jgmm._em import weighted_log_prob
 from jgmm._fit import batched_starts, best_of, default_chunk_size, em_map_for
 from jgmm._implicit import fixed_point
 from jgmm._params import FitResult, GMMParams, Status, shift_means
-from jgmm._precision import full_precision
 from jgmm._validation import check_covariance_type, check_em_arguments, check_n_components
 
 DEFAULT_OPTIMIZER = optax.adam(1e-2)  # one object, so the default compiles once
@@ -29,23 +32,15 @@ DEFAULT_OPTIMIZER = optax.adam(1e-2)  # one object, so the default compiles once
 
 def to_unconstrained(params: GMMParams) -> dict:
     """The free parameters of ``params`` (inverse of ``from_unconstrained``)."""
-    P = params.prec_chol
-    if params.covariance_type in ("full", "tied"):  # strict upper triangle and log diagonal
-        free = jnp.triu(P, 1) + jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jnp.log(jnp.diagonal(P, axis1=-2, axis2=-1)))
-    else:
-        free = jnp.log(P)
+    free = family(params.covariance_type).to_unconstrained(params.prec_chol)
     return {"logits": jnp.log(params.weights), "means": params.means, "prec_chol": free}
 
 
 def from_unconstrained(free: dict, covariance_type: str) -> GMMParams:
-    """GMMParams from free parameters: softmax weights, exp of the log diagonal."""
-    A = free["prec_chol"]
-    if covariance_type in ("full", "tied"):
-        diagonal = jnp.exp(jnp.diagonal(A, axis1=-2, axis2=-1))
-        P = jnp.triu(A, 1) + jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(diagonal)
-    else:
-        P = jnp.exp(A)
-    return GMMParams(jax.nn.softmax(free["logits"]), free["means"], P, covariance_type)
+    """GMMParams from free parameters: softmax weights, the family's factor."""
+    K, D = free["means"].shape
+    P = family(covariance_type).from_unconstrained(free["prec_chol"], K, D)
+    return GMMParams(jax.nn.softmax(free["logits"]), free["means"], P, family(covariance_type).name)
 
 
 def _mean_log_likelihood(free, X, w, covariance_type):
@@ -92,17 +87,18 @@ def _program(starts: GMMParams, X, w, tol, *, optimizer, steps, covariance_type)
 @full_precision
 def fit_gradient(
     key: jax.Array,
-    X,
+    X: ArrayLike,
     n_components: int,
     covariance_type: str = "full",
     *,
     optimizer: optax.GradientTransformation | None = None,
-    steps: int = 1000,
+    max_iter: int = 1000,
     tol: float = 0.0,
     n_init: int = 1,
-    init: str | GMMParams = "kmeans++",
+    init: str | GMMParams = "kmeans",
     reg_covar: float = 1e-6,
-    sample_weight=None,
+    sample_weight: ArrayLike | None = None,
+    steps: int | None = None,
 ) -> FitResult:
     """Fit a Gaussian mixture by maximising the log-likelihood with optax.
 
@@ -110,19 +106,21 @@ def fit_gradient(
       key: a ``jax.random`` key for the starts (as in ``fit``).
       X: (N, D) samples.
       n_components: K.
-      covariance_type: "full", "tied", "diag" or "spherical".
+      covariance_type: a registered family (``jgmm.family_names()``): "full",
+        "tied", "diag", "spherical", or an alias such as mclust's "VVV".
       optimizer: an optax optimizer, minimising the negative mean
         log-likelihood over the unconstrained parameters (module doc).
         Default Adam with step size 1e-2; ``optax.lbfgs()`` works too (it gets
         the value and the loss function it needs for its line search).
         Static: a new optimizer compiles anew.
-      steps: at most this many optimizer steps (static).
+      max_iter: at most this many optimizer steps (static).
       tol: stop when a step changes the mean log-likelihood by less than
-        this (0, the default: run all ``steps``).
+        this (0, the default: run all ``max_iter`` steps).
       n_init, init: the starts, as in ``fit`` (``init`` may be GMMParams).
       reg_covar: only for the k-means/random starts' M-step; the gradient
         fit itself is not regularised.
       sample_weight: optional (N,) non-negative weights.
+      steps: the old name of ``max_iter`` (deprecated).
 
     Returns:
       FitResult of the best start: ``n_iter`` counts optimizer steps,
@@ -131,8 +129,11 @@ def fit_gradient(
       ``sample_weight`` as ``fit``'s are (a maximum is a fixed point of
       unregularised EM).
     """
-    key, X, w, n_init, steps, tol, reg_covar = check_em_arguments(
-        key, X, sample_weight, n_init, steps, tol, reg_covar
+    if steps is not None:
+        warnings.warn("fit_gradient's 'steps' is now 'max_iter', as in jgmm.fit.", DeprecationWarning, stacklevel=3)
+        max_iter = steps
+    key, X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
+        key, X, sample_weight, n_init, max_iter, tol, reg_covar
     )
     K = check_n_components(n_components, X.shape[0])
     covariance_type = check_covariance_type(covariance_type)
@@ -140,7 +141,7 @@ def fit_gradient(
     optimizer = DEFAULT_OPTIMIZER if optimizer is None else optimizer
 
     def solve(key, X, w, tol, reg_covar, starts, prior):
-        return _program(starts, X, w, tol, optimizer=optimizer, steps=steps, covariance_type=covariance_type)
+        return _program(starts, X, w, tol, optimizer=optimizer, steps=max_iter, covariance_type=covariance_type)
 
     # The maximum is a fixed point of unregularised EM: derivatives as fit's,
     # with fit's arguments (the starts in place of init_params).

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgmm._compile import jit
 from jgmm._validation import is_tracer
 
 GMRES_RESTART = 30
@@ -81,7 +82,7 @@ def _fixed_point_jvp(solve, update, primals, tangents):
     return result, tangent
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@jit(static_argnames="update", options=False)
 def _tangents(update, theta, args, dargs):
     """(dθ*, dL*) for tangents ``dargs`` of ``args``: (32) of derivation.md
     §14, compiled as one program (``update`` must be the same object for the

@@ -6,12 +6,13 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
 (``kmeans_centers``); those do not depend on the covariance family, so
 ``jgmm.select`` computes them once for all families (``jgmm._fit.seed``).
 
-  "kmeans++"          greedy k-means++ seeding (D² sampling, best of
+  "kmeans"            greedy k-means++ seeding (D² sampling, best of
                       ``N_TRIALS`` candidates per centre) then ``N_LLOYD`` Lloyd
                       steps; one-hot responsibilities of the nearest centre.
                       Seeding and Lloyd steps use an evenly strided subsample
                       of at most ``INIT_SAMPLE`` rows, so their cost does not
-                      grow with N.
+                      grow with N. Its old name "kmeans++" is accepted
+                      (``check_init``).
   "k-means++"         the greedy k-means++ seeding only (as scikit-learn's
                       'k-means++').
   "random"            uniform random responsibilities, normalised per row.
@@ -25,15 +26,24 @@ import jax
 import jax.numpy as jnp
 
 from jgmm._compile import jit
-from jgmm._em import Chunks, accumulate, chunk_stats, params_from_stats
+from jgmm._em import Chunks, accumulate, chunk_stats, params_and_singular
 from jgmm._missing import observed_mean
 from jgmm._params import GMMParams, shift_means
+from jgmm._validation import check_choice
 
-INIT_METHODS = ("kmeans++", "k-means++", "random", "random_from_data")
-KMEANS_INITS = ("kmeans++", "k-means++")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+KMEANS_INITS = ("kmeans", "k-means++")
+OLD_NAMES = {"kmeans++": "kmeans"}  # accepted, and read as the new name
 N_LLOYD = 10
 N_TRIALS = 4
 INIT_SAMPLE = 8192
+
+
+def check_init(init: str) -> str:
+    """A method of ``INIT_METHODS`` (or an old name of one, ``OLD_NAMES``), as
+    its current name; the message lists the methods."""
+    init = OLD_NAMES.get(init, init) if isinstance(init, str) else init
+    return check_choice(init, "init", INIT_METHODS)
 
 
 def _sq_distances(X, centers):
@@ -106,7 +116,7 @@ def kmeans_centers(key: jax.Array, X_sample, w_sample, mask: jax.Array, init: st
     subsample ``X_sample`` with weights ``w_sample``; ``mask``: (K,) active
     components."""
     centers = _kmeans_plusplus(key, X_sample, w_sample, mask.shape[0])
-    return _lloyd(X_sample, w_sample, centers, mask, N_LLOYD) if init == "kmeans++" else centers
+    return _lloyd(X_sample, w_sample, centers, mask, N_LLOYD) if init == "kmeans" else centers
 
 
 def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, centers=None):
@@ -149,7 +159,7 @@ def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, cent
         return 0.0, chunk_stats(resp(X, rows), X, w, covariance_type)
 
     _, stats = accumulate(chunk, covariance_type, mask.shape[0], chunks)
-    return params_from_stats(stats, covariance_type, reg_covar)
+    return params_and_singular(stats, covariance_type, reg_covar)[0]
 
 
 def restart_keys(key, n_init: int):

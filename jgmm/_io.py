@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jgmm._params import COVARIANCE_TYPES, GMMParams
+from jgmm._covariance import family, family_names
+from jgmm._params import GMMParams
 from jgmm._validation import check_param_values, check_params
 
 FORMAT = "jgmm.GMMParams"
@@ -52,7 +53,7 @@ def atomic_write(path, write) -> None:
         raise
 
 
-def save(path, params: GMMParams) -> None:
+def save(path: str | os.PathLike, params: GMMParams) -> None:
     """Write ``params`` to ``path`` (an ``.npz`` file), atomically.
 
     Args:
@@ -65,7 +66,7 @@ def save(path, params: GMMParams) -> None:
         path,
         lambda file: np.savez(
             file, format=np.array(FORMAT), version=np.array(VERSION),
-            covariance_type=np.array(params.covariance_type), **arrays,
+            covariance_type=np.array(family(params.covariance_type).name), **arrays,
         ),
     )
 
@@ -74,7 +75,7 @@ class _Invalid(ValueError):
     pass
 
 
-def load(path) -> GMMParams:
+def load(path: str | os.PathLike) -> GMMParams:
     """Read parameters written by ``save``, checking everything read.
 
     Raises:
@@ -115,8 +116,11 @@ def _read(path: Path) -> GMMParams:
     if version.shape != () or not np.issubdtype(version.dtype, np.integer) or int(version) != VERSION:
         raise _Invalid(f"format version {_text(version)} is not supported (this jgmm reads version {VERSION})")
     covariance_type = _text(contents["covariance_type"])
-    if covariance_type not in COVARIANCE_TYPES:
-        raise _Invalid(f"unknown covariance_type {covariance_type!r}")
+    if covariance_type not in family_names():
+        raise _Invalid(
+            f"unknown covariance_type {covariance_type!r} (a family defined outside jgmm must be registered "
+            "with jgmm.register_family before its models are loaded)"
+        )
     arrays = {name: contents[name] for name in _FIELDS}
     for name, a in arrays.items():
         if not np.issubdtype(a.dtype, np.floating):

@@ -30,10 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from jgmm._covariance import FAMILIES
+from jgmm._covariance import family
 from jgmm._params import GMMParams
-
-DIAGONAL = ("diag", "spherical")
 
 
 def fill(X: jax.Array) -> jax.Array:
@@ -54,21 +52,21 @@ def conditionals(params: GMMParams, X):
     """(B, K) log N(x_o | μ_k,o, Σ_k,oo) and the conditional moments, for
     samples X (B, D) with NaN where missing.
 
-    Returns the log densities, x̂ (B, K, D) and C: (B, K, D, D) for full and
-    tied, (B, K, D) (its diagonal) for diag and spherical.
+    Returns the log densities, x̂ (B, K, D) and C: (B, K, D, D), or
+    (B, K, D) (its diagonal) for a family of diagonal covariances.
     """
     K, D = params.means.shape
     O, X0 = (~jnp.isnan(X)).astype(X.dtype), fill(X)
-    family = FAMILIES[params.covariance_type]
-    if params.covariance_type in DIAGONAL:
-        cov = jnp.broadcast_to(family.covariances(params.prec_chol).reshape(K, -1), (K, D))
+    f = family(params.covariance_type)
+    cov = f.dense_covariances(params.prec_chol, K, D)
+    if f.diagonal:
+        cov = jnp.diagonal(cov, axis1=-2, axis2=-1)
         delta = X0[:, None, :] - params.means
         sq = jnp.sum(O[:, None, :] * delta * delta / cov, axis=-1)
         log_det = O @ jnp.log(cov).T
         xhat = O[:, None, :] * X0[:, None, :] + (1 - O)[:, None, :] * params.means
         C = (1 - O)[:, None, :] * cov
     else:
-        cov = jnp.broadcast_to(family.covariances(params.prec_chol), (K, D, D))
         O_cov = O[:, None, :, None] * cov  # O Σ: rows of missing features zeroed
         S = O_cov * O[:, None, None, :] + (1 - O)[:, None, :, None] * jnp.eye(D, dtype=X0.dtype)
         L = jnp.linalg.cholesky(S)
@@ -102,10 +100,8 @@ def missing_stats(r, xhat, C, covariance_type: str):
     """
     nk = jnp.sum(r, axis=0)
     sx = jnp.einsum("bk,bkd->kd", r, xhat)
-    if covariance_type in DIAGONAL:
-        sxx = jnp.einsum("bk,bkd->kd", r, xhat * xhat + C)
+    if family(covariance_type).diagonal:
+        moments = jnp.einsum("bk,bkd->kd", r, xhat * xhat + C)
     else:
-        sxx = jnp.einsum("bk,bkd,bke->kde", r, xhat, xhat) + jnp.einsum("bk,bkde->kde", r, C)
-        if covariance_type == "tied":
-            sxx = jnp.sum(sxx, axis=0)
-    return nk, sx, sxx
+        moments = jnp.einsum("bk,bkd,bke->kde", r, xhat, xhat) + jnp.einsum("bk,bkde->kde", r, C)
+    return nk, sx, family(covariance_type).pool_second_moments(moments)

@@ -19,10 +19,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jgmm._compile import jit
-from jgmm._covariance import FAMILIES
-from jgmm._em import Chunks, SuffStats, pass_sums, params_from_stats
+from jgmm._covariance import family
+from jgmm._em import Chunks, SuffStats, params_and_singular, pass_sums
 from jgmm._fit import default_chunk_size
 from jgmm._params import GMMParams, shift_means
 from jgmm._validation import check_array, check_param_values, check_params, check_sample_weight, is_tracer
@@ -57,10 +58,10 @@ def online_init(params: GMMParams) -> OnlineState:
 
 @jit
 def _online_init(params: GMMParams) -> OnlineState:
-    family = FAMILIES[params.covariance_type]
+    f = family(params.covariance_type)
     shift = params.weights @ params.means
     d = params.means - shift
-    sxx = family.moments_from_covariance(family.covariances(params.prec_chol), params.weights, d)
+    sxx = f.moments_from_covariance(f.covariances(params.prec_chol), params.weights, d)
     stats = SuffStats(params.weights, params.weights[:, None] * d, sxx, shift)
     return OnlineState(params, stats, jnp.zeros((), jnp.int32), jnp.full((), jnp.nan, params.means.dtype))
 
@@ -79,12 +80,18 @@ def _online_step(state, X, w, step_size, reg_covar, *, chunk_size, missing):
     eta = jnp.asarray(default_step_size(state.n_steps) if step_size is None else step_size, X.dtype)
     stats = jax.tree.map(lambda s, b: (1 - eta) * s + eta * b / weight, state.stats[:3], batch[:3])
     stats = SuffStats(*stats, shift)
-    new = params_from_stats(stats, params.covariance_type, reg_covar)
+    new = params_and_singular(stats, params.covariance_type, reg_covar)[0]
     return OnlineState(new, stats, state.n_steps + 1, total / weight)
 
 
 def online_step(
-    state: OnlineState, X, step_size=None, *, sample_weight=None, reg_covar=1e-6, missing="error"
+    state: OnlineState,
+    X: ArrayLike,
+    step_size: float | None = None,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reg_covar: float = 1e-6,
+    missing: str = "error",
 ) -> OnlineState:
     """One step of stepwise EM on a mini-batch.
 

@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import jax
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-
+from jgmm._compile import full_precision
+from jgmm._covariance import family
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
@@ -22,8 +22,8 @@ class GMMParams:
       prec_chol: Cholesky factor P of each precision Σ⁻¹ = P Pᵀ, with
         scikit-learn's ``precisions_cholesky_`` shapes: full (K, D, D) upper
         triangular, tied (D, D), diag (K, D), spherical (K,).
-      covariance_type: "full", "tied", "diag" or "spherical"; static metadata,
-        not a traced leaf.
+      covariance_type: the canonical name of a registered family
+        (``jgmm.Family``); static metadata, not a traced leaf.
 
     No validation happens here (it would run on tracers under jit/vmap); it
     happens at the Python boundary of the functions that take parameters.
@@ -45,18 +45,22 @@ class GMMParams:
         return self.means.shape[-1]
 
     @property
+    @full_precision
     def covariances(self) -> jax.Array:
         """Σ in scikit-learn's ``covariances_`` shape for this family."""
-        from jgmm._covariance import FAMILIES
-
-        return FAMILIES[self.covariance_type].covariances(self.prec_chol)
+        return family(self.covariance_type).covariances(self.prec_chol)
 
     @property
+    @full_precision
+    def dense_covariances(self) -> jax.Array:
+        """(K, D, D) covariance matrices, whatever the family."""
+        return family(self.covariance_type).dense_covariances(self.prec_chol, self.n_components, self.n_features)
+
+    @property
+    @full_precision
     def precisions(self) -> jax.Array:
         """Σ⁻¹ in scikit-learn's ``precisions_`` shape for this family."""
-        from jgmm._covariance import FAMILIES
-
-        return FAMILIES[self.covariance_type].precisions(self.prec_chol)
+        return family(self.covariance_type).precisions(self.prec_chol)
 
 
 class Status(enum.IntEnum):
@@ -77,13 +81,13 @@ class Status(enum.IntEnum):
     DEGENERATE = 3
 
 
-HEALTHY = (Status.CONVERGED, Status.MAX_ITER)
+HEALTHY = (Status.CONVERGED, Status.MAX_ITER)  # the statuses of usable fits
 
 
 def shift_means(params: GMMParams, offset) -> GMMParams:
     """``params`` with every mean moved by ``offset`` (D,): the same mixture in
     coordinates shifted by it (the likelihood is translation invariant)."""
-    return dataclasses.replace(params, means=params.means + offset)  # the statuses of usable fits
+    return dataclasses.replace(params, means=params.means + offset)
 
 
 class FitResult(NamedTuple):

@@ -9,12 +9,19 @@ components.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from jgmm._params import GMMParams
+import numpy as np
+from jax.typing import ArrayLike
+
 from jgmm._em import weighted_log_prob
+from jgmm._params import GMMParams
 from jgmm._predict import predict
 from jgmm._validation import check_param_values, check_shape
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def principal_axes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,19 +29,6 @@ def principal_axes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     centre = X.mean(axis=0)
     _, _, Vt = np.linalg.svd(X - centre, full_matrices=False)
     return centre, Vt[:2].T
-
-
-def full_covariances(params: GMMParams) -> np.ndarray:
-    """(K, D, D) covariance matrices of any family."""
-    cov = np.asarray(params.covariances, np.float64)
-    K, D = params.n_components, params.n_features
-    if params.covariance_type == "tied":
-        return np.broadcast_to(cov, (K, D, D))
-    if params.covariance_type == "diag":
-        return cov[:, :, None] * np.eye(D)
-    if params.covariance_type == "spherical":
-        return cov[:, None, None] * np.eye(D)
-    return cov
 
 
 def _plot_density(params: GMMParams, x: np.ndarray, ax, colours):
@@ -55,7 +49,7 @@ def _plot_density(params: GMMParams, x: np.ndarray, ax, colours):
     return ax
 
 
-def plot_mixture(params: GMMParams, X, ax=None, sigmas=(1, 2)):
+def plot_mixture(params: GMMParams, X: ArrayLike, ax: Axes | None = None, sigmas: Sequence[float] = (1, 2)) -> Axes:
     """Scatter X coloured by most probable component, with each component's
     ``sigmas``-σ ellipses and its mean marked; for one feature, a histogram
     of X with the mixture's density and its weighted components (dashed).
@@ -80,7 +74,7 @@ def plot_mixture(params: GMMParams, X, ax=None, sigmas=(1, 2)):
     if D == 1:
         return _plot_density(params, X[:, 0], ax, colours)
     labels = np.asarray(predict(params, X))
-    covariances = full_covariances(params)
+    covariances = np.asarray(params.dense_covariances, np.float64)
     if D == 2:
         centre, V = np.zeros(2), np.eye(2)
         ax.set_xlabel("feature 1")

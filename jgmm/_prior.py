@@ -16,8 +16,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from jgmm._covariance import FAMILIES
+from jgmm._compile import full_precision
+from jgmm._covariance import family
 from jgmm._em import SuffStats
 from jgmm._missing import observed_mean
 from jgmm._params import GMMParams
@@ -41,7 +43,10 @@ class Prior(NamedTuple):
     scale: jax.Array
 
 
-def default_prior(X, n_components: int, covariance_type: str = "full", sample_weight=None) -> Prior:
+@full_precision
+def default_prior(
+    X: ArrayLike, n_components: int, covariance_type: str = "full", sample_weight: ArrayLike | None = None
+) -> Prior:
     """mclust's default prior for these data (``defaultPrior``): μ_p the data's
     mean, κ = 0.01, ν = D + 2, and the scale the data's covariance (its
     diagonal for diag, the mean variance for spherical) divided by K^(2/D);
@@ -66,7 +71,7 @@ def default_prior(X, n_components: int, covariance_type: str = "full", sample_we
     centred = xp.where(observed > 0, X - mean, 0)
     pairs = (observed * w[:, None]).T @ observed  # (D, D) weight observed in both features
     cov = (centred * w[:, None]).T @ centred / (pairs - 1)  # np.cov's N - 1 for unit weights
-    scale = {"full": cov, "tied": cov, "diag": xp.diag(cov), "spherical": xp.trace(cov) / D}[covariance_type]
+    scale = family(covariance_type).default_prior_scale(cov)
     prior = Prior(*(jnp.asarray(v, dtype) for v in (1.0, mean, 0.01, D + 2.0, scale)))
     return prior_for_k(prior, n_components)
 
@@ -77,39 +82,21 @@ def prior_for_k(prior: Prior, K) -> Prior:
     return prior._replace(scale=prior.scale * jnp.asarray(K, prior.scale.dtype) ** (-2.0 / prior.mean.shape[-1]))
 
 
-def map_moments(stats: SuffStats, covariance_type: str, prior: Prior):
-    """The posterior mode from statistics: weights (K,), means (K, D) and the
-    covariance estimate S in the family's form (before ``reg_covar``)."""
-    K, D = stats.sx.shape
+def map_params_and_singular(stats: SuffStats, covariance_type: str, reg_covar, prior: Prior, previous=None):
+    """``params_and_singular`` for the posterior mode: GMMParams and which
+    covariance estimates were not positive definite. The weights and means
+    have closed forms; the family turns the posterior scatter into its
+    covariance estimate (``Family.map_covariance_estimate``)."""
+    f = family(covariance_type)
+    K = stats.sx.shape[0]
     nk = stats.nk + 10 * jnp.finfo(stats.nk.dtype).eps
-    alpha, kappa, nu, scale = prior.weight_concentration, prior.shrinkage, prior.dof, prior.scale
+    alpha, kappa = prior.weight_concentration, prior.shrinkage
     d = stats.sx / nk[:, None]  # x̄_k - c
     m = prior.mean - stats.shift  # μ_p - c
-    t = kappa * nk / (kappa + nk)
-    e = d - m
     means = stats.shift + (nk[:, None] * d + kappa * m) / (nk + kappa)[:, None]
     weights = (nk + alpha - 1) / (jnp.sum(nk) + K * (alpha - 1))
-    outer = lambda a: a[:, :, None] * a[:, None, :]
-    if covariance_type == "full":
-        scatter = stats.sxx - nk[:, None, None] * outer(d) + t[:, None, None] * outer(e)
-        cov = (scale + scatter) / (nu + nk + D + 2)[:, None, None]
-    elif covariance_type == "tied":
-        scatter = stats.sxx - jnp.einsum("k,kd,ke->de", nk, d, d) + jnp.einsum("k,kd,ke->de", t, e, e)
-        cov = (scale + scatter) / (nu + jnp.sum(nk) + K + D + 1)
-    else:
-        scatter = stats.sxx - nk[:, None] * d * d + t[:, None] * e * e  # (K, D)
-        if covariance_type == "diag":
-            cov = (scale + scatter) / (nu + nk + 3)[:, None]
-        else:
-            cov = (scale + jnp.sum(scatter, axis=1)) / (nu + D * nk + D + 2)
-    return weights, means, cov
-
-
-def map_params_and_singular(stats: SuffStats, covariance_type: str, reg_covar, prior: Prior):
-    """``params_and_singular`` for the posterior mode: GMMParams and which
-    covariance estimates were not positive definite."""
-    weights, means, cov = map_moments(stats, covariance_type, prior)
-    if covariance_type == "spherical":  # from_moments averages a (K, D) estimate over D
-        cov = jnp.broadcast_to(cov[:, None], means.shape)
-    prec_chol, singular = FAMILIES[covariance_type].from_moments(cov, jnp.asarray(reg_covar, cov.dtype))
-    return GMMParams(weights, means, prec_chol, covariance_type), singular
+    scatter = stats.sxx - f.outer(nk, d) + f.outer(kappa * nk / (kappa + nk), d - m)
+    cov = f.map_covariance_estimate(scatter, nk, prior.scale, prior.dof)
+    reg = jnp.asarray(reg_covar, cov.dtype)
+    prec_chol, singular = f.from_estimate(cov, nk, reg, None if previous is None else previous.prec_chol)
+    return GMMParams(weights, means, prec_chol, f.name), singular

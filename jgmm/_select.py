@@ -18,12 +18,16 @@ a non-degenerate one exists.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jgmm._bucket import bucketed
+from jgmm._compile import full_precision
 from jgmm._criteria import count_parameters, information_criteria
 from jgmm._shard import data_mesh
 from jgmm._fit import (
@@ -35,7 +39,9 @@ from jgmm._fit import (
     fit_grid,
     seed,
 )
-from jgmm._params import COVARIANCE_TYPES, HEALTHY, GMMParams, Status
+from jgmm._covariance import BUILT_IN, family
+from jgmm._params import HEALTHY, GMMParams, Status
+from jgmm._prior import Prior
 from jgmm._validation import (
     check_choice,
     check_covariance_type,
@@ -120,7 +126,7 @@ class Selection:
             )
         m, K = self.n_components.index(n_components), n_components
         p = self.results[covariance_type].params
-        prec_chol = p.prec_chol[m] if covariance_type == "tied" else p.prec_chol[m, :K]
+        prec_chol = family(covariance_type).take(p.prec_chol[m], K)
         return GMMParams(*(jnp.asarray(a) for a in (p.weights[m, :K], p.means[m, :K], prec_chol)), covariance_type)
 
     def to_dict(self) -> dict:
@@ -142,13 +148,12 @@ class Selection:
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         columns = self.to_dict()
-        markers = dict(zip(COVARIANCE_TYPES, "osD^"))
-        for covariance_type in self.results:
+        for covariance_type, marker in zip(self.results, itertools.cycle("osD^vP<>hX")):
             rows = columns["covariance_type"] == covariance_type
             ax.plot(
                 columns["n_components"][rows],
                 columns[self.criterion][rows],
-                marker=markers[covariance_type],
+                marker=marker,
                 label=covariance_type,
             )
         best = (columns["covariance_type"] == self.best[0]) & (columns["n_components"] == self.best[1])
@@ -179,22 +184,23 @@ def _check_components(n_components, N: int) -> tuple:
     return tuple(sorted({check_n_components(K, N) for K in Ks}))
 
 
+@full_precision
 def select(
     key: jax.Array,
-    X,
-    n_components=range(1, 10),
-    covariance_types=COVARIANCE_TYPES,
+    X: ArrayLike,
+    n_components: int | Iterable[int] = range(1, 10),
+    covariance_types: str | Iterable[str] = tuple(f.name for f in BUILT_IN),
     *,
     n_init: int = 5,
     criterion: str = "bic",
     max_iter: int = 100,
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
-    sample_weight=None,
+    sample_weight: ArrayLike | None = None,
     progress: int = 0,
     chunk_size: int | None = None,
     on_collapse: str = "freeze",
-    prior=None,
+    prior: Prior | str | None = None,
     missing: str = "error",
 ) -> Selection:
     """Fit every (covariance family, K) and choose a model by BIC or AIC.
@@ -258,7 +264,7 @@ def select(
     }
     n_active = np.asarray(Ks, np.int32)
     seeds = seed(
-        key, n_active, X, w, n_components=Ks[-1], init="kmeans++", n_init=n_init, fold_in_k=True, missing=marginalize
+        key, n_active, X, w, n_components=Ks[-1], init="kmeans", n_init=n_init, fold_in_k=True, missing=marginalize
     )
     for family in families:
         best, restart_status = fit_grid(
@@ -274,7 +280,7 @@ def select(
             n_components=Ks[-1],
             covariance_type=family,
             max_iter=max_iter,
-            init="kmeans++",
+            init="kmeans",
             n_init=n_init,
             fold_in_k=True,
             chunk_size=rows[family],

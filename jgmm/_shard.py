@@ -13,6 +13,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.typing import ArrayLike
 
 from jgmm._bucket import pad_rows
 from jgmm._validation import check_array, check_sample_weight
@@ -20,7 +21,9 @@ from jgmm._validation import check_array, check_sample_weight
 AXIS = "samples"
 
 
-def shard(X, sample_weight=None, devices=None):
+def shard(
+    X: ArrayLike, sample_weight: ArrayLike | None = None, devices: Sequence[jax.Device] | None = None
+) -> tuple[jax.Array, jax.Array]:
     """Split the samples of X (and their weights) across devices.
 
     N is padded to a multiple of the number of devices with copies of the

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from jgmm._compile import jit
+from jgmm._compile import full_precision, jit
 from jgmm._em import Chunks, add_sums, pass_sums
 from jgmm._fit import (
     ON_COLLAPSE,
@@ -38,9 +40,8 @@ from jgmm._fit import (
     report_progress,
     rows_within,
 )
-from jgmm._init import INIT_METHODS, INIT_SAMPLE
+from jgmm._init import INIT_SAMPLE, check_init
 from jgmm._params import FitResult, GMMParams, shift_means
-from jgmm._precision import full_precision
 from jgmm._validation import (
     MISSING,
     check_choice,
@@ -54,7 +55,7 @@ from jgmm._validation import (
     float_dtype,
 )
 
-CHUNK_BYTES = 16 << 20  # data read per chunk, by default
+READ_BYTES = 16 << 20  # data read per chunk, by default
 
 
 def _npy_chunks(path: Path, rows: int):
@@ -243,12 +244,12 @@ def _pass(source: _Source, rows: int, centre, params, *, chunk_size: int, worst:
 @full_precision
 def fit_stream(
     key: jax.Array,
-    source,
+    source: str | os.PathLike | ArrayLike | Iterable[ArrayLike],
     n_components: int,
     covariance_type: str = "full",
     *,
     n_init: int = 1,
-    init: str | GMMParams = "kmeans++",
+    init: str | GMMParams = "kmeans",
     max_iter: int = 100,
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
@@ -272,7 +273,8 @@ def fit_stream(
         (n, D) arrays (e.g. a list, or an object whose ``__iter__`` reads the
         data from the start each time) of any sizes n.
       n_components: K >= 1, at most N.
-      covariance_type: "full", "tied", "diag" or "spherical".
+      covariance_type: a registered family (``jgmm.family_names()``): "full",
+        "tied", "diag", "spherical", or an alias such as mclust's "VVV".
       n_init, init, max_iter, tol, reg_covar, on_collapse: as in ``fit``.
         The k-means and random methods start from a uniform sample of
         ``INIT_SAMPLE`` rows drawn in the first pass.
@@ -298,7 +300,7 @@ def fit_stream(
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", 1)
     if not isinstance(init, GMMParams):
-        check_choice(init, "init", INIT_METHODS)
+        init = check_init(init)
 
     first = _FirstPass(np.asarray(jax.random.key_data(jax.random.fold_in(key, 1))), marginalize)
     for chunk in source.chunks(chunk_size or 1 << 16):
@@ -306,7 +308,7 @@ def fit_stream(
     N, dtype, centre, sample = first.result()
     D = sample.shape[1]
     K = check_n_components(n_components, N)
-    rows = min(N, chunk_size) if chunk_size else rows_within(CHUNK_BYTES, D * dtype.itemsize, N)
+    rows = min(N, chunk_size) if chunk_size else rows_within(READ_BYTES, D * dtype.itemsize, N)
     tol, reg_covar = np.asarray(tol, dtype), np.asarray(reg_covar, dtype)
 
     ones = np.ones(sample.shape[0], dtype)

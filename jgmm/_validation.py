@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgmm._params import COVARIANCE_TYPES, GMMParams
+from jgmm._compile import jit
+from jgmm._covariance import canonical_name, family
+from jgmm._params import GMMParams
 
 MISSING = ("error", "marginalize")
 
@@ -142,7 +144,7 @@ def _as_dtype(x, dtype):
     return jnp.asarray(x, dtype)
 
 
-@jax.jit
+@jit
 def _jax_non_finite(x):
     return jnp.any(jnp.isnan(x)), jnp.any(jnp.isinf(x))
 
@@ -210,7 +212,9 @@ def check_choice(value, name: str, choices) -> str:
 
 
 def check_covariance_type(covariance_type) -> str:
-    return check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+    """The canonical name of a registered family or alias (``jgmm.Family``);
+    an unknown name is refused with the list of valid ones."""
+    return canonical_name(covariance_type)
 
 
 def check_n_components(n_components, n_samples: int) -> int:
@@ -248,26 +252,21 @@ def _weight_summary(w) -> tuple[bool, bool, bool]:
         return tuple(bool(v) for v in summary)
 
 
-def prec_chol_shape(covariance_type: str, K: int, D: int) -> tuple:
-    """The shape of a family's precision (or its Cholesky factor) for K and D."""
-    return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
-
-
 def check_params(params, n_features: int | None = None, n_components: int | None = None) -> GMMParams:
     """Static checks of a GMMParams: family, and shapes consistent with K and D."""
     if not isinstance(params, GMMParams):
         raise TypeError(f"Expected a jgmm.GMMParams, got {type(params).__name__}.")
-    covariance_type = check_covariance_type(params.covariance_type)
+    f = family(params.covariance_type)
     weights, means, prec_chol = (jnp.asarray(a) for a in (params.weights, params.means, params.prec_chol))
     if means.ndim != 2:
         raise ValueError(f"params.means must have shape (n_components, n_features); got shape {means.shape}.")
     K, D = means.shape
-    expected = prec_chol_shape(covariance_type, K, D)
+    expected = f.prec_chol_shape(K, D)
     if weights.shape != (K,):
         raise ValueError(f"params.weights must have shape ({K},) to match params.means; got {weights.shape}.")
     if prec_chol.shape != expected:
         raise ValueError(
-            f"params.prec_chol for covariance_type={covariance_type!r} must have shape {expected}; "
+            f"params.prec_chol for covariance_type={f.name!r} must have shape {expected}; "
             f"got {prec_chol.shape}."
         )
     if n_components is not None and K != n_components:
@@ -283,8 +282,8 @@ WEIGHT_SUM_TOLERANCE = 1e-4
 
 def check_param_values(params: GMMParams) -> GMMParams:
     """Value checks of concrete GMMParams (skipped for tracers): finite arrays,
-    weights on the simplex, precision Cholesky factors triangular with a
-    positive diagonal (so Σ⁻¹ = P Pᵀ is positive definite)."""
+    weights on the simplex, precision factors the family accepts
+    (``Family.check_values``: Σ⁻¹ = P Pᵀ positive definite)."""
     leaves = (params.weights, params.means, params.prec_chol)
     if any(is_tracer(a) for a in leaves):
         return params
@@ -294,16 +293,7 @@ def check_param_values(params: GMMParams) -> GMMParams:
             raise ValueError(f"params.{name} contains NaN or infinity.")
     if np.any(weights < 0) or abs(float(np.sum(weights)) - 1) > WEIGHT_SUM_TOLERANCE:
         raise ValueError(f"params.weights must be non-negative and sum to 1; got {np.array2string(weights, threshold=8)}.")
-    if params.covariance_type in ("diag", "spherical"):
-        if np.any(P <= 0):
-            raise ValueError("params.prec_chol has entries <= 0; the precisions must be positive.")
-        return params
-    triangular = np.all(np.tril(P, -1) == 0) or np.all(np.triu(P, 1) == 0)
-    if not triangular or np.any(np.diagonal(P, axis1=-2, axis2=-1) <= 0):
-        raise ValueError(
-            "params.prec_chol is not triangular with a positive diagonal, so it is not the Cholesky "
-            "factor of a positive-definite precision matrix."
-        )
+    family(params.covariance_type).check_values(P)
     return params
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from jgmm._files import DataError, read_data
 from jgmm._io import atomic_write, check_directory
-from jgmm._params import COVARIANCE_TYPES
+from jgmm._covariance import BUILT_IN, accepted_names, canonical_name, family
 from jgmm._validation import MISSING
 
 PROGRESS_EVERY = 10
@@ -31,9 +31,7 @@ def format_mixture(params, X, status=None, n_iter=None, missing="error") -> str:
 
     weights = np.asarray(params.weights)
     means = np.asarray(params.means)
-    covariances = np.asarray(params.covariances)
-    if params.covariance_type == "tied":
-        covariances = np.broadcast_to(covariances, (params.n_components,) + covariances.shape)
+    covariances = np.asarray(family(params.covariance_type).per_component(params.covariances, params.n_components))
     N = np.shape(X)[0]
     log_likelihood = float(np.mean(np.asarray(jgmm.log_prob(params, X, missing))))
     lines = [
@@ -76,12 +74,12 @@ def _k_range(text: str) -> range:
 
 def _families(text: str) -> tuple:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in COVARIANCE_TYPES]
+    unknown = [name for name in names if name not in accepted_names()]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown covariance type(s) {', '.join(unknown) or '(none)'}; choose from {','.join(COVARIANCE_TYPES)}"
+            f"unknown covariance type(s) {', '.join(unknown) or '(none)'}; choose from {','.join(accepted_names())}"
         )
-    return names
+    return tuple(dict.fromkeys(map(canonical_name, names)))
 
 
 def _setup_jax(args):
@@ -256,7 +254,7 @@ def _add_common(parser, seed=True):
 def _add_selection(parser, k_default: str):
     parser.add_argument("--k", type=_k_range, default=_k_range(k_default),
                         help=f"number of components, K or LOW:HIGH (default {k_default})")
-    parser.add_argument("--covariance-type", type=_families, default=COVARIANCE_TYPES,
+    parser.add_argument("--covariance-type", type=_families, default=tuple(f.name for f in BUILT_IN),
                         help="comma-separated families to try (default full,tied,diag,spherical)")
     parser.add_argument("--n-init", type=int, default=5, help="restarts per (family, K), run batched (default 5)")
     parser.add_argument("--criterion", choices=("bic", "aic"), default="bic", help="model choice (default bic)")

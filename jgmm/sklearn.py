@@ -15,6 +15,7 @@ import dataclasses
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
@@ -23,18 +24,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from jgmm._covariance import family
 from jgmm._criteria import aic, bic
 from jgmm._fit import default_chunk_size, fit
-from jgmm._init import initial_params
+from jgmm._init import check_init, initial_params
 from jgmm._online import online_init, online_step
 from jgmm._shard import data_mesh
 from jgmm._params import GMMParams, Status
 from jgmm._predict import log_prob, predict, predict_proba, sample
-from jgmm._validation import MISSING, check_observed, check_sample_weight, prec_chol_shape
+from jgmm._validation import MISSING, check_covariance_type, check_observed, check_sample_weight
 
-# scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans++"
-# (k-means++ seeding and Lloyd steps) is the batched, compiled counterpart.
-_INIT_METHODS = {"kmeans": "kmeans++", "k-means++": "k-means++", "random": "random", "random_from_data": "random_from_data"}
+# scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans"
+# (k-means++ seeding and a few Lloyd steps) is the batched, compiled counterpart.
 # scikit-learn's wording for a covariance estimate that breaks down.
 _ILL_DEFINED = (
     "some components have ill-defined empirical covariance (for instance caused by singleton or collapsed samples). "
@@ -69,6 +70,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     _parameter_constraints = {
         **_SklearnGaussianMixture._parameter_constraints,
+        "covariance_type": "no_validation",  # any registered family (jgmm.Family), checked in fit
         "prior": "no_validation",
         "missing": [StrOptions(set(MISSING))],
     }
@@ -115,6 +117,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         tags.input_tags.allow_nan = self.missing == "marginalize"
         return tags
 
+    def _check_parameters(self):
+        """scikit-learn's parameter validation, and ``covariance_type`` among
+        the registered families (``jgmm.Family``)."""
+        self._validate_params()
+        check_covariance_type(self.covariance_type)
+
     def _validated(self, X, **kwargs):
         """``validate_data`` for float data; NaN passes when ``missing`` is "marginalize"."""
         finite = "allow-nan" if self.missing == "marginalize" else True
@@ -130,7 +138,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
           y: ignored.
           sample_weight: optional (N,) non-negative weights.
         """
-        self._validate_params()
+        self._check_parameters()
         given = X
         X = self._validated(X, ensure_min_samples=2)
         if X.shape[0] < self.n_components:
@@ -159,7 +167,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _check_warm_start(self, X):
         """A warm start continues the previous fit: it needs the same model and D."""
         previous = (self.params_.n_components, self.params_.covariance_type, self.params_.n_features)
-        now = (self.n_components, self.covariance_type, X.shape[1])
+        now = (self.n_components, family(self.covariance_type).name, X.shape[1])
         if previous != now:
             raise ValueError(
                 f"warm_start=True continues the previous fit, which has n_components={previous[0]}, "
@@ -176,7 +184,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """What ``fit`` starts from: a method name, or (n_init,)-batched
         GMMParams when some of weights_init, means_init, precisions_init are
         given (the rest initialised by ``init_params``)."""
-        method = _INIT_METHODS[self.init_params]
+        method = check_init(self.init_params)
         self._check_given_shapes(X)
         given = {
             "weights": self.weights_init,
@@ -205,27 +213,29 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
 
     def _prec_chol_init(self, X):
-        """Precision Cholesky factors from ``precisions_init`` (family shape)."""
+        """Precision factors from ``precisions_init`` (family shape), in
+        float64; refused (in scikit-learn's words) unless they are a valid
+        precision: positive definite, and symmetric where they are matrices."""
+        f = family(self.covariance_type)
         precisions = np.asarray(self.precisions_init, np.float64)
-        ct = self.covariance_type
-        if ct in ("full", "tied"):
-            matrices = precisions.reshape((-1,) + precisions.shape[-2:])
-            if not (np.allclose(matrices, np.swapaxes(matrices, -1, -2)) and np.all(np.linalg.eigvalsh(matrices) > 0)):
-                raise ValueError(f"'{ct} precision' should be symmetric, positive-definite")
-        elif np.any(precisions <= 0):
-            raise ValueError(f"'{ct} precision' should be positive")
-        if ct in ("full", "tied"):
-            # P = L⁻ᵀ for Σ = Λ⁻¹ = L Lᵀ: upper triangular, P Pᵀ = Λ, as jgmm's M-step gives.
-            L = np.linalg.cholesky(np.linalg.inv(precisions))
-            return np.swapaxes(np.linalg.inv(L), -1, -2).astype(X.dtype)
-        return np.sqrt(precisions).astype(X.dtype)
+        with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+            P = np.asarray(f.prec_chol_from_precisions(jnp.asarray(precisions)))
+            valid = np.all(np.isfinite(P)) and np.allclose(np.asarray(f.precisions(jnp.asarray(P))), precisions)
+        try:
+            f.check_values(P)
+        except ValueError:
+            valid = False
+        if not valid:
+            requirement = "positive" if f.diagonal else "symmetric, positive-definite"
+            raise ValueError(f"'{self.covariance_type} precision' should be {requirement}")
+        return P.astype(X.dtype)
 
     def _check_given_shapes(self, X):
         K, D, ct = self.n_components, X.shape[1], self.covariance_type
         expected = {
             "weights_init": (K,),
             "means_init": (K, D),
-            "precisions_init": prec_chol_shape(ct, K, D),
+            "precisions_init": family(ct).prec_chol_shape(K, D),
         }
         for name, shape in expected.items():
             value = getattr(self, name)
@@ -291,7 +301,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         starting = not hasattr(self, "_online")
         if starting:
-            self._validate_params()
+            self._check_parameters()
         fitted = hasattr(self, "params_")
         X = self._validated(X, reset=not fitted)
         with _precision_scope(X.dtype):

@@ -13,7 +13,7 @@ import numpy as np
 
 import jgmm
 
-FAMILIES = ("full", "tied", "diag", "spherical")
+FAMILIES = jgmm.family_names()
 
 
 def largest_relative_difference(a: jgmm.GMMParams, b: jgmm.GMMParams) -> float:

@@ -87,7 +87,7 @@ def test_fit_gradient_runs_inside_a_callers_jit(x64):
     # Plain gradient steps: Adam would turn rounding in a near-zero gradient
     # component into a full-size step, and the two compilations round apart.
     sgd = optax.sgd(1e-2)
-    run = lambda X: jgmm.fit_gradient(jax.random.key(0), X, 2, optimizer=sgd, steps=20).log_likelihood
+    run = lambda X: jgmm.fit_gradient(jax.random.key(0), X, 2, optimizer=sgd, max_iter=20).log_likelihood
     np.testing.assert_allclose(jax.jit(run)(X), run(X), rtol=1e-9)
 
 
@@ -130,3 +130,22 @@ def test_bootstrap_checks_its_arguments():
         jgmm.bootstrap(jax.random.key(0), X, params, n_boot=1)
     with pytest.raises(ValueError, match="level must be in"):
         jgmm.bootstrap(jax.random.key(0), X, params, level=1.5)
+
+
+def test_bootstrap_refits_as_the_reference_was_fitted(x64):
+    # A MAP fit is bootstrapped by MAP refits: a prior that pins the means at
+    # the origin keeps every replicate's means there, where maximum-likelihood
+    # refits would follow the data.
+    X = two_clusters(200)
+    D = X.shape[1]
+    pinned = jgmm.Prior(1.0, np.zeros(D), 1e6, D + 2.0, np.eye(D))
+    params = jgmm.fit(jax.random.key(0), X, 2, prior=pinned).params
+    boot = jgmm.bootstrap(jax.random.key(1), X, params, n_boot=4, prior=pinned)
+    assert np.abs(np.asarray(boot.replicates.means)).max() < 0.05
+    missing = X.copy()
+    missing[::7, 0] = np.nan
+    params = jgmm.fit(jax.random.key(0), missing, 2, missing="marginalize").params
+    boot = jgmm.bootstrap(jax.random.key(1), missing, params, n_boot=4, missing="marginalize")
+    assert np.all(np.isfinite(np.asarray(boot.replicates.means)))
+    with pytest.raises(ValueError, match="on_collapse"):
+        jgmm.bootstrap(jax.random.key(1), X, params, n_boot=2, on_collapse="explode")

@@ -96,7 +96,7 @@ def test_gradient_through_fit_gradient_matches_refits(x64):
     takes the same implicit derivative."""
     X = data()
     lbfgs = optax.lbfgs()
-    fit = lambda X: jgmm.fit_gradient(jax.random.key(0), X, 2, optimizer=lbfgs, steps=500, tol=1e-15)
+    fit = lambda X: jgmm.fit_gradient(jax.random.key(0), X, 2, optimizer=lbfgs, max_iter=500, tol=1e-15)
     loss = lambda X: summary(fit(X).params)
     grad = jax.grad(loss)(X)
     for index in [(0, 0), (17, 1)]:

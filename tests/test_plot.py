@@ -8,7 +8,6 @@ from conftest import FAMILIES, blobs
 from matplotlib.patches import Ellipse
 
 import jgmm
-from jgmm._plot import full_covariances
 
 matplotlib.use("Agg")
 
@@ -24,7 +23,7 @@ def test_two_ellipses_per_component_at_the_means(covariance_type):
     np.testing.assert_allclose(centres, np.asarray(params.means), rtol=1e-6)
     # The 1σ ellipse's axes are twice the square roots of the covariance eigenvalues.
     for k, e in enumerate(ellipses[::2]):
-        expected = 2 * np.sqrt(np.linalg.eigvalsh(full_covariances(params)[k]))
+        expected = 2 * np.sqrt(np.linalg.eigvalsh(np.asarray(params.dense_covariances)[k]))
         np.testing.assert_allclose(sorted([e.width, e.height]), expected, rtol=1e-5)
 
 

@@ -74,7 +74,7 @@ def test_bad_initial_parameters():
         lambda key: jgmm.fit(key, X, 2, n_init=3, max_iter=5).params,
         lambda key: jgmm.select(key, X, range(1, 3), ("diag",), n_init=2, max_iter=5).best_params,
         lambda key: jgmm.fit_stream(key, X, 2, n_init=2, max_iter=5).params,
-        lambda key: jgmm.fit_gradient(key, X, 2, steps=5).params,
+        lambda key: jgmm.fit_gradient(key, X, 2, max_iter=5).params,
         lambda key: jgmm.bootstrap(key, X, jgmm.fit(KEY, X, 2, max_iter=5).params, 2, max_iter=5).replicates,
         lambda key: jgmm.sample(key, jgmm.fit(KEY, X, 2, max_iter=5).params, 4),
     ],
