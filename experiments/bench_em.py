@@ -154,15 +154,18 @@ def time_gmmx(X, start):
 
 def jgmm_memory(X, start):
     """Bytes of the compiled fit's temporaries and of X."""
-    from jgmm._fit import default_chunk_size, fit_grid
+    from jgmm._fit import GridConfig, default_chunk_size, fit_grid
+    from jgmm._init import Seeding
 
     N, D = X.shape
     K = start.n_components
     Xj = jnp.asarray(X)
+    config = GridConfig(
+        Seeding(K, "params", 1), start.covariance_type, max_iter=10,
+        chunk_size=default_chunk_size(N, K, D, 1, X.dtype.itemsize),
+    )
     compiled = fit_grid.lower(
-        jax.random.key(0), np.array([K], np.int32), Xj, jnp.ones(N, X.dtype), 0.0, 1e-6, start,
-        n_components=K, covariance_type=start.covariance_type, max_iter=10, init="params", n_init=1,
-        fold_in_k=False, chunk_size=default_chunk_size(N, K, D, 1, X.dtype.itemsize), cells_per_batch=1,
+        jax.random.key(0), np.array([K], np.int32), Xj, jnp.ones(N, X.dtype), 0.0, 1e-6, start, config=config
     ).compile()
     return compiled.memory_analysis().temp_size_in_bytes, X.nbytes
 

@@ -3,7 +3,7 @@
 The selection benchmark's inner loop: M = 10 members (two cells of K = 10 ×
 5 restarts) read N = 20,000 samples (D = 8) in chunks of 2048 rows, each
 member computing its responsibilities and sufficient statistics
-(``jgmm._em.em_pass`` under ``vmap``, compiled as ``jgmm.select`` compiles
+(``jgmm._em.pass_sums`` under ``vmap``, compiled as ``jgmm.select`` compiles
 it). Prints the fastest of 30 calls per family, compile excluded, and writes
 experiments/results/bench_pass.txt.
 
@@ -23,9 +23,9 @@ import numpy as np
 from bench_select import make_data
 
 from jgmm._compile import jit
-from jgmm._covariance import FAMILIES
-from jgmm._em import Chunks, em_pass
-from jgmm._params import COVARIANCE_TYPES, GMMParams
+from jgmm._covariance import BUILT_IN, family
+from jgmm._em import Chunks, pass_sums
+from jgmm._params import GMMParams
 
 M, K, CHUNK, CALLS = 10, 10, 2048, 30
 RESULTS = Path(__file__).parent / "results"
@@ -35,11 +35,11 @@ def members(X, covariance_type, rng):
     """M starting points: means at random samples, unit covariances."""
     D = X.shape[1]
     means = X[rng.integers(X.shape[0], size=(M, K))]
-    family = FAMILIES[covariance_type]
     shape = {"full": (M, K, D, D), "tied": (M, D, D), "diag": (M, K, D), "spherical": (M, K)}[covariance_type]
     eye = jnp.eye(D, dtype=X.dtype)
     cov = jnp.broadcast_to(eye, shape) if covariance_type in ("full", "tied") else jnp.ones(shape, X.dtype)
-    return GMMParams(jnp.full((M, K), 1 / K, X.dtype), means, family.prec_chol_from_covariances(cov), covariance_type)
+    P = family(covariance_type).prec_chol_from_covariances(cov)
+    return GMMParams(jnp.full((M, K), 1 / K, X.dtype), means, P, covariance_type)
 
 
 def main():
@@ -47,14 +47,14 @@ def main():
     X = X - X.mean(0)
     w = jnp.ones(X.shape[0], X.dtype)
     rng = np.random.default_rng(0)
-    run = jit(lambda p, X, w: jax.vmap(lambda q: em_pass(q, Chunks(X, w, jnp.zeros(X.shape[1], X.dtype), CHUNK)))(p))
+    run = jit(lambda p, X, w: jax.vmap(lambda q: pass_sums(q, Chunks(X, w, jnp.zeros(X.shape[1], X.dtype), CHUNK)))(p))
     lines = [
         f"One EM pass, {M} members, N={X.shape[0]}, D={X.shape[1]}, K={K}, {CHUNK}-row chunks, float32; "
         f"fastest of {CALLS} calls",
         f"machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}",
         "",
     ]
-    for covariance_type in COVARIANCE_TYPES:
+    for covariance_type in (f.name for f in BUILT_IN):
         params = members(X, covariance_type, rng)
         jax.block_until_ready(run(params, X, w))
         seconds = []

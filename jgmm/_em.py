@@ -9,7 +9,6 @@ See docs/derivation.md for the maths each function implements.
 from __future__ import annotations
 
 import functools
-import operator
 from typing import NamedTuple
 
 import jax
@@ -275,32 +274,66 @@ def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
     return SuffStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.shift)
 
 
-def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, value=0.0, combine=operator.add):
-    """Scan the chunks, summing their statistics.
+class Worst(NamedTuple):
+    """The worst-explained sample of (part of) the data.
 
-    ``chunk_fn(X, w, rows) -> (value, stats)`` for one centred chunk (see
-    ``Chunks.read``), stats its SuffStats about 0 (``chunk_stats``); the
-    chunks' values are folded by ``combine``, starting from ``value`` (a
-    pytree; by default they are summed). The statistics are taken about the
-    chunks' centre, i.e. with ``shift`` 0 in centred coordinates.
+    Attributes:
+      log_p: () its log p(x_n), the lowest among samples of positive weight.
+      x: (D,) the sample, centred (missing entries filled).
+    """
+
+    log_p: jax.Array
+    x: jax.Array
+
+
+class PassSums(NamedTuple):
+    """What one pass over (part of) the data sums (``pass_sums``).
+
+    Attributes:
+      total: () Σ_n w_n log p(x_n).
+      stats: SuffStats about the chunks' centre.
+      worst: a ``Worst``, if the pass looked for it (re-seeding), else None.
+      The sums of disjoint parts of the data add up by ``add_sums``.
+    """
+
+    total: jax.Array
+    stats: SuffStats
+    worst: Worst | None = None
+
+
+def _lower_first(a: Worst, b: Worst) -> Worst:
+    """Of two worst samples, the one with the lower log p."""
+    return jax.tree.map(lambda u, v: jnp.where(b.log_p < a.log_p, v, u), a, b)
+
+
+def add_sums(a: PassSums, b: PassSums) -> PassSums:
+    """The PassSums of the union of two disjoint parts of the data."""
+    worst = None if a.worst is None else _lower_first(a.worst, b.worst)
+    return PassSums(a.total + b.total, add_stats(a.stats, b.stats), worst)
+
+
+def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, worst: bool = False) -> PassSums:
+    """Scan the chunks, adding up their PassSums.
+
+    ``chunk_fn(X, w, rows) -> PassSums`` of one centred chunk (see
+    ``Chunks.read``), its statistics about 0 (``chunk_stats``), with a
+    ``Worst`` if ``worst``. The statistics are taken about the chunks'
+    centre, i.e. with ``shift`` 0 in centred coordinates.
     """
     if chunks.mesh is not None:
-        return _accumulate_shards(chunk_fn, covariance_type, K, chunks, value, combine)
+        return _accumulate_shards(chunk_fn, covariance_type, K, chunks, worst)
     D, dtype = chunks.X.shape[-1], chunks.X.dtype
 
-    def step(carry, c):
-        total, stats = carry
-        X, w, rows = chunks.read(c)
-        value, new = chunk_fn(X, w, rows)
-        return (combine(total, value), add_stats(stats, new)), None
+    def step(sums, c):
+        return add_sums(sums, chunk_fn(*chunks.read(c))), None
 
     zeros = chunk_stats(jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype), covariance_type)
-    value = jax.tree.map(lambda v: jnp.asarray(v, dtype), value)
-    (total, stats), _ = jax.lax.scan(step, (value, zeros), jnp.arange(chunks.count))
-    return total, stats
+    none_yet = Worst(jnp.asarray(jnp.inf, dtype), jnp.zeros((D,), dtype)) if worst else None
+    sums, _ = jax.lax.scan(step, PassSums(jnp.zeros((), dtype), zeros, none_yet), jnp.arange(chunks.count))
+    return sums
 
 
-def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, value, combine):
+def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool) -> PassSums:
     """``accumulate`` on data split over the devices of ``chunks.mesh``.
 
     The samples are viewed as (devices, rows per device) and the scan is
@@ -314,27 +347,18 @@ def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, value, comb
 
     def local(X, w, first_row):
         shard = chunks._replace(X=X, w=w, mesh=None, first_row=first_row)
-        return accumulate(chunk_fn, covariance_type, K, shard, value, combine)
+        return accumulate(chunk_fn, covariance_type, K, shard, worst)
 
-    totals, stats = jax.vmap(local)(split(chunks.X), split(chunks.w), jnp.arange(n) * (N // n))
-    if combine is operator.add:
-        total = jax.tree.map(lambda a: jnp.sum(a, 0), totals)
-    else:
-        total = functools.reduce(combine, [jax.tree.map(lambda a: a[i], totals) for i in range(n)])
-    return total, SuffStats(jnp.sum(stats.nk, 0), jnp.sum(stats.sx, 0), jnp.sum(stats.sxx, 0), stats.shift[0])
-
-
-def _lower_first(a, b):
-    """Of two (log p, x) pairs, the one with the lower log p."""
-    return jax.tree.map(lambda u, v: jnp.where(b[0] < a[0], v, u), a, b)
+    sums = jax.vmap(local)(split(chunks.X), split(chunks.w), jnp.arange(n) * (N // n))
+    stats = sums.stats
+    stats = SuffStats(jnp.sum(stats.nk, 0), jnp.sum(stats.sx, 0), jnp.sum(stats.sxx, 0), stats.shift[0])
+    found = None
+    if worst:
+        found = functools.reduce(_lower_first, [jax.tree.map(lambda a: a[i], sums.worst) for i in range(n)])
+    return PassSums(jnp.sum(sums.total, 0), stats, found)
 
 
-def _combine(worst: bool):
-    """How the values of two parts of the data add up (``pass_sums``)."""
-    return (lambda a, b: (a[0] + b[0], _lower_first(a[1], b[1]))) if worst else operator.add
-
-
-def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
+def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False) -> PassSums:
     """One fused pass over chunks: E-step and sufficient statistics together.
 
     Memory stays O(chunk·K·D) instead of O(N·K·D), X is never copied, and
@@ -346,14 +370,10 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
     Args:
       params: current GMMParams, in the chunks' centred coordinates.
       chunks: the data (``Chunks``).
-      worst: static; also find the worst-explained sample.
+      worst: static; also find the worst-explained sample (``Worst``).
 
     Returns:
-      value: () Σ_n w_n log p(x_n) under ``params``; with ``worst``, the pair
-        (that sum, (lowest log p(x_n) of a sample of positive weight, that
-        (D,) centred sample)).
-      stats: SuffStats of the whole data, about the centre.
-      The sums of disjoint parts of the data add up by ``add_sums``.
+      PassSums of the whole data under ``params``, statistics about the centre.
     """
     D = chunks.X.shape[-1]
 
@@ -366,33 +386,11 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False):
         else:
             resp, log_norm = _normalised(weighted_log_prob(params, X, centred=True))
             stats = chunk_stats(resp, X, w, params.covariance_type)
-        value = w @ log_norm
+        found = None
         if worst:
             log_p = jnp.where(w > 0, log_norm, jnp.inf)
             n = jnp.argmin(log_p)
-            value = (value, (log_p[n], X[n]))
-        return value, stats
+            found = Worst(log_p[n], X[n])
+        return PassSums(w @ log_norm, stats, found)
 
-    start = (0.0, (jnp.inf, jnp.zeros((D,)))) if worst else 0.0
-    return accumulate(chunk, params.covariance_type, params.n_components, chunks, start, _combine(worst))
-
-
-def add_sums(a, b, worst: bool = False):
-    """``pass_sums`` of the union of two disjoint parts of the data."""
-    return _combine(worst)(a[0], b[0]), add_stats(a[1], b[1])
-
-
-def em_pass(params: GMMParams, chunks: Chunks, worst: bool = False):
-    """``pass_sums`` as the E-step reports it.
-
-    Returns:
-      log_likelihood: () weighted mean log-likelihood under ``params``.
-      stats: SuffStats of the whole data, about the centre.
-      worst: only if ``worst``: (D,) the (centred) sample of positive weight
-        with the lowest log p(x_n) under ``params``.
-    """
-    value, stats = pass_sums(params, chunks, worst)
-    if not worst:
-        return value / jnp.sum(chunks.w), stats
-    total, (_, x) = value
-    return total / jnp.sum(chunks.w), stats, x
+    return accumulate(chunk, params.covariance_type, params.n_components, chunks, worst)

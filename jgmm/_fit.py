@@ -8,7 +8,8 @@ the mean log-likelihood L_t and the responsibilities, an M-step gives the next
 parameters, and the fit has converged when |L_t - L_{t-1}| < tol. One more
 pass of the same loop then gives the log-likelihood of the parameters
 returned. Each iteration is one fused pass over chunks of the data
-(``jgmm._em.em_pass``).
+(``jgmm._em.pass_sums``), and the iteration itself is ``em_step``, the step
+every driver runs (``fit_stream`` too).
 
 Failures are status codes, not exceptions, so one bad restart never spoils a
 batch:
@@ -48,14 +49,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 from jax.typing import ArrayLike
 
 from jgmm._bucket import bucketed
 from jgmm._compile import full_precision, jit
 from jgmm._covariance import family
-from jgmm._em import Chunks, em_pass, params_and_singular, pass_sums, stats_about
+from jgmm._em import Chunks, PassSums, params_and_singular, pass_sums, stats_about
 from jgmm._implicit import fixed_point
-from jgmm._init import check_init, initial_params, initialize, member_keys, seed_program, subsample
+from jgmm._init import Seeding, check_init, initial_params, initialize, member_keys, seed_program, subsample
 from jgmm._missing import observed_mean
 from jgmm._params import HEALTHY, FitResult, GMMParams, Status, shift_means
 from jgmm._prior import Prior, default_prior, map_params_and_singular, prior_for_k
@@ -185,28 +187,51 @@ def _m_step(stats, covariance_type: str, reg_covar, prior=None, previous=None):
     return map_params_and_singular(stats, covariance_type, reg_covar, prior, previous)
 
 
-def em_update(
-    s: EMState, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter: int, reseed_with=None, prior=None
-) -> EMState:
-    """One member's EM iteration, given the pass over the data made with
-    ``s.params``: the M-step, the collapse policy, the status.
+class Settings(NamedTuple):
+    """The traced values an EM iteration needs besides its state and data.
+
+    Attributes:
+      tol: () convergence threshold on the change of mean log-likelihood.
+      reg_covar: () covariance regularisation.
+      data_cov: (D, D) data covariance, the scale for the collapse rule.
+      reseed_with: None to freeze collapsed components; or a one-component
+        GMMParams of the data, to re-seed them (``reseed_component``).
+      prior: None for maximum likelihood, or a ``jgmm.Prior`` in the data's
+        centred coordinates for the posterior mode (MAP M-step).
+    """
+
+    tol: jax.Array
+    reg_covar: jax.Array
+    data_cov: jax.Array
+    reseed_with: GMMParams | None = None
+    prior: Prior | None = None
+
+
+def em_step(s: EMState, sums: PassSums, weight, mask, settings: Settings, max_iter: int) -> EMState:
+    """One member's EM iteration, the step every driver runs: from the sums
+    of a pass over the data made with ``s.params`` (in memory, over devices,
+    or chunk by chunk from disk), the M-step, the collapse policy, the status.
 
     Args:
       s: the member's EMState.
+      sums: PassSums of the data under ``s.params`` (centred), with a
+        ``Worst`` if ``settings.reseed_with`` is given.
+      weight: () Σ_n w_n, so that ``sums.total / weight`` is the mean
+        log-likelihood.
       mask: (K,) bool, its active components.
-      ll: () mean log-likelihood of the data under ``s.params``.
-      stats: SuffStats of the data under ``s.params`` (centred).
-      worst: [] or, to re-seed, [(D,) the worst-explained (centred) sample].
-      tol, reg_covar, data_cov, max_iter, reseed_with, prior: as in ``em_loop``.
+      settings: Settings.
+      max_iter: static maximum number of iterations.
     """
-    new, singular = _m_step(stats, s.params.covariance_type, reg_covar, prior, s.params)
+    ll = sums.total / weight
+    tol, reg_covar, data_cov, reseed_with, prior = settings
+    new, singular = _m_step(sums.stats, s.params.covariance_type, reg_covar, prior, s.params)
     new = mask_components(new, mask)
     bad = ~jnp.isfinite(ll) | ~_usable(new)
     collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
     reseeded = jnp.asarray(False)
     if reseed_with is not None:
         reseeded = jnp.any(collapsed) & (s.reseeds < MAX_RESEEDS)
-        again = reseed_component(new, jnp.argmax(collapsed), worst[0], reseed_with, mask)
+        again = reseed_component(new, jnp.argmax(collapsed), sums.worst.x, reseed_with, mask)
         new = jax.tree.map(lambda a, b: jnp.where(reseeded, a, b), again, new)
         collapsed = collapsed & ~reseeded
     new = freeze_components(new, collapsed, mask)
@@ -261,14 +286,10 @@ def fit_result(s: EMState) -> FitResult:
 def em_loop(
     params: GMMParams,
     chunks: Chunks,
-    tol,
-    reg_covar,
-    data_cov,
+    settings: Settings,
     max_iter: int,
     mask,
     progress=None,
-    reseed_with=None,
-    prior=None,
     prior_per_k: bool = False,
 ) -> FitResult:
     """Run EM for a batch of members until each converges, fails or reaches ``max_iter``.
@@ -279,18 +300,12 @@ def em_loop(
     Args:
       params: (M,)-batched initial GMMParams (inactive components masked).
       chunks: the data, read in centred chunks (``jgmm._em.Chunks``).
-      tol: () convergence threshold on the change of mean log-likelihood.
-      reg_covar: () covariance regularisation.
-      data_cov: (D, D) data covariance, the scale for the collapse rule.
+      settings: Settings (its prior in the chunks' centred coordinates).
       max_iter: static maximum number of iterations.
       mask: (M, K) bool, each member's active components.
       progress: static ``(label, every)`` to report every ``every``
         iterations on stderr (``report_progress``), or None: nothing is
         compiled for it.
-      reseed_with: None to freeze collapsed components; or a one-component
-        GMMParams of the data, to re-seed them (``reseed_component``).
-      prior: None for maximum likelihood, or a ``jgmm.Prior`` in the chunks'
-        centred coordinates for the posterior mode (MAP M-step).
       prior_per_k: static; divide the prior's scale by K^(2/D), K each
         member's active components (mclust's default prior for K).
 
@@ -298,11 +313,13 @@ def em_loop(
       FitResult with a leading (M,) axis.
     """
 
+    weight = jnp.sum(chunks.w)
+
     def step(s: EMState, mask) -> EMState:
         # One pass: the E-step on s.params, and the statistics for the M-step.
-        ll, stats, *worst = em_pass(s.params, chunks, worst=reseed_with is not None)
-        member_prior = prior_for_k(prior, jnp.sum(mask)) if prior_per_k else prior
-        return em_update(s, mask, ll, stats, worst, tol, reg_covar, data_cov, max_iter, reseed_with, member_prior)
+        sums = pass_sums(s.params, chunks, worst=settings.reseed_with is not None)
+        member = settings._replace(prior=prior_for_k(settings.prior, jnp.sum(mask))) if prior_per_k else settings
+        return em_step(s, sums, weight, mask, member, max_iter)
 
     def body(carry):
         t, s = carry
@@ -414,64 +431,61 @@ def rows_within(budget: int, row_bytes: int, N: int) -> int:
     return int(min(N, max(MIN_CHUNK, 1 << max(int(rows).bit_length() - 1, 0))))
 
 
-def _grid_program(
-    key,
-    n_active,
-    X,
-    w,
-    tol,
-    reg_covar,
-    init_params,
-    seeds=None,
-    prior=None,
-    *,
-    n_components,
-    covariance_type,
-    max_iter,
-    init,
-    n_init,
-    fold_in_k,
-    chunk_size,
-    cells_per_batch,
-    progress=None,
-    on_collapse="freeze",
-    mesh=None,
-    prior_per_k=False,
-    missing=False,
-):
+class GridConfig(NamedTuple):
+    """The static configuration of a grid program (``fit_grid``): one
+    hashable value, one compiled program per value.
+
+    Attributes:
+      seeding: the starts (``jgmm._init.Seeding``: K_max, method, restarts,
+        key folding, missing entries).
+      covariance_type: the family's canonical name.
+      max_iter: maximum EM iterations.
+      chunk_size: rows per chunk of the EM pass.
+      cells_per_batch: cells (values of K) fitted side by side.
+      progress: ``(label, every)`` to report on stderr, or None (``em_loop``).
+      on_collapse: "freeze" or "reseed" (``fit``).
+      mesh: the one-axis mesh X and w are split along (``jgmm._shard``), or None.
+      prior_per_k: divide the prior's scale by each cell's K^(2/D) (``em_loop``).
+    """
+
+    seeding: Seeding
+    covariance_type: str
+    max_iter: int
+    chunk_size: int
+    cells_per_batch: int = 1
+    progress: tuple | None = None
+    on_collapse: str = "freeze"
+    mesh: Mesh | None = None
+    prior_per_k: bool = False
+
+
+def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, prior=None, *, config: GridConfig):
     """Fits for several K at once, ``n_init`` restarts each: one program.
 
-    Every model is padded to ``n_components`` (K_max) components; model m has
-    ``n_active[m]`` active ones. Cells run ``cells_per_batch`` at a time
-    (``lax.map``); the members of a batch (its cells × restarts) run side by
-    side in one EM loop (``em_loop``). Member keys come from
-    ``member_keys``. ``init_params``: the starting GMMParams when ``init`` is
-    "params" (else None), one for all members or one per restart (leading
+    Every model is padded to K_max components (``config.seeding``); model m
+    has ``n_active[m]`` active ones. Cells run ``config.cells_per_batch`` at
+    a time (``lax.map``); the members of a batch (its cells × restarts) run
+    side by side in one EM loop (``em_loop``). Member keys come from
+    ``member_keys``. ``init_params``: the starting GMMParams when the method
+    is "params" (else None), one for all members or one per restart (leading
     (n_init,) axis). ``seeds``: what ``seed_program`` returns for the same
-    key, data and members, or None to compute it here.
-
-    The EM passes run over chunks of ``chunk_size`` rows (``em_pass``).
-    ``progress``: see ``em_loop``. ``on_collapse``: "freeze" or "reseed"
-    (``fit``). ``prior``: None, or a ``jgmm.Prior`` (data coordinates) for
-    MAP fits; with ``prior_per_k`` its scale is divided by each cell's
-    K^(2/D) (``em_loop``). ``mesh``: the one-axis mesh X and w are split along
-    (``jgmm._shard``), or None. ``missing``: X has missing entries (NaN),
-    marginalised (``jgmm._missing``).
+    key, data and members, or None to compute it here. ``prior``: None, or a
+    ``jgmm.Prior`` (data coordinates) for MAP fits.
 
     Returns:
       best: FitResult with a leading (M,) axis, the best restart of each cell.
       restart_status: (M, n_init) int32 status of every restart.
     """
+    n_components, init, n_init, fold_in_k, missing = config.seeding
+    covariance_type, cells_per_batch = config.covariance_type, config.cells_per_batch
     if seeds is None:
-        seeds = seed_program(
-            key, n_active, X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=fold_in_k,
-            missing=missing,
-        )
+        seeds = seed_program(key, n_active, X, w, seeding=config.seeding)
     offset, centers = seeds
-    chunks = Chunks(X, w, offset, chunk_size, mesh, missing=missing)
+    chunks = Chunks(X, w, offset, config.chunk_size, config.mesh, missing=missing)
     if prior is not None:
         prior = prior._replace(mean=prior.mean - offset)
-    data_cov, reseed_with = collapse_references(*subsample(chunks), covariance_type, reg_covar, on_collapse)
+    data_cov, reseed_with = collapse_references(*subsample(chunks), covariance_type, reg_covar, config.on_collapse)
+    settings = Settings(tol, reg_covar, data_cov, reseed_with, prior)
 
     def start(key, mask, restart, centers):
         if init_params is None:
@@ -483,9 +497,7 @@ def _grid_program(
 
     def batch(keys, masks, restarts, centers):
         params = jax.vmap(start)(keys, masks, restarts, centers)
-        return em_loop(
-            params, chunks, tol, reg_covar, data_cov, max_iter, masks, progress, reseed_with, prior, prior_per_k
-        )
+        return em_loop(params, chunks, settings, config.max_iter, masks, config.progress, config.prior_per_k)
 
     M = n_active.shape[0]
     steps = -(-M // cells_per_batch)
@@ -504,15 +516,11 @@ def _grid_program(
     return best._replace(params=shift_means(best.params, offset)), results.status
 
 
-# The programs compiled (``jgmm._compile.jit``), with full-precision matrix
-# products: ``seed`` runs ``seed_program``, the family-independent start of
-# ``fit_grid``, which ``jgmm.select`` shares between families; ``fit_grid``
-# runs ``_grid_program``.
-seed = jit(seed_program, static_argnames=("n_components", "init", "n_init", "fold_in_k", "missing"))
-fit_grid = jit(_grid_program, static_argnames=(
-    "n_components", "covariance_type", "max_iter", "init", "n_init", "fold_in_k", "chunk_size", "cells_per_batch",
-    "progress", "on_collapse", "mesh", "prior_per_k", "missing",
-))
+# The programs compiled (``jgmm._compile.jit``): ``seed`` runs
+# ``seed_program``, the family-independent start of ``fit_grid``, which
+# ``jgmm.select`` shares between families; ``fit_grid`` runs ``_grid_program``.
+seed = jit(seed_program, static_argnames="seeding")
+fit_grid = jit(_grid_program, static_argnames="config")
 
 
 def em_map(params, key, X, w, tol, reg_covar, init_params, prior, *, chunk_size, mesh, prior_per_k, missing):
@@ -522,12 +530,12 @@ def em_map(params, key, X, w, tol, reg_covar, init_params, prior, *, chunk_size,
     only set where EM starts and stops, so they are not used."""
     del key, tol, init_params
     centre = jax.lax.stop_gradient(observed_mean(X, w))  # T does not depend on it
-    total, stats = pass_sums(shift_means(params, -centre), Chunks(X, w, centre, chunk_size, mesh, missing=missing))
+    sums = pass_sums(shift_means(params, -centre), Chunks(X, w, centre, chunk_size, mesh, missing=missing))
     if prior is not None:
         prior = prior_for_k(prior, params.n_components) if prior_per_k else prior
         prior = prior._replace(mean=prior.mean - centre)
-    new, _ = _m_step(stats, params.covariance_type, reg_covar, prior, params)
-    return shift_means(new, centre), total / jnp.sum(w)
+    new, _ = _m_step(sums.stats, params.covariance_type, reg_covar, prior, params)
+    return shift_means(new, centre), sums.total / jnp.sum(w)
 
 
 @functools.cache
@@ -699,48 +707,87 @@ def fit(
     Raises:
       ValueError: on invalid input, before anything is traced.
     """
+    p = prepare(key, X, sample_weight, n_init, max_iter, tol, reg_covar, progress, chunk_size, on_collapse, missing)
+    K = check_n_components(n_components, p.N)
+    covariance_type = check_covariance_type(covariance_type)
+    init_params = None
+    if isinstance(init, GMMParams):
+        init_params = check_starts(init, p.n_init, K, p.X.shape[1], covariance_type, p.X.dtype)
+        init = "params"
+    else:
+        init = check_init(init)
+    prior, prior_per_k = check_prior(prior, p.X, covariance_type, p.w)
+    config = p.grid_config(K, covariance_type, init, fold_in_k=False, cells_per_batch=1, prior_per_k=prior_per_k)
+
+    def solve(key, X, w, tol, reg_covar, init_params, prior):
+        best, _ = fit_grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior, config=config)
+        return jax.tree.map(lambda a: a[0], best)
+
+    update = em_map_for(config.chunk_size, p.mesh, prior_per_k, p.missing)
+    return fixed_point(solve, update, (p.key, p.X, p.w, p.tol, p.reg_covar, init_params, prior))
+
+
+class Prepared(NamedTuple):
+    """What ``fit`` and ``select`` share, checked on the host (``prepare``).
+
+    Attributes:
+      key, n_init, max_iter, tol, reg_covar, progress, on_collapse: checked.
+      X: (N', D) the data in the dtype fitted in, padded to a bucket of rows
+        (``jgmm._bucket``); w: (N',) their weights, 0 on the padding.
+      N: the number of samples given.
+      mesh: the mesh X is split along, or None (``jgmm._shard``).
+      missing: NaN entries are missing values.
+      chunk_size: rows per chunk as given (checked), or None for the default.
+    """
+
+    key: jax.Array
+    X: jax.Array
+    w: jax.Array
+    N: int
+    n_init: int
+    max_iter: int
+    tol: jax.Array
+    reg_covar: jax.Array
+    progress: int
+    on_collapse: str
+    mesh: Mesh | None
+    missing: bool
+    chunk_size: int | None
+
+    def chunk_rows(self, K: int, covariance_type: str) -> int:
+        """Rows per chunk of the EM pass for one cell of K_max = K, n_init restarts."""
+        N, D = self.X.shape
+        return self.chunk_size or default_chunk_size(
+            N, K, D, self.n_init, self.X.dtype.itemsize, self.mesh, covariance_type, self.missing
+        )
+
+    def grid_config(self, K: int, covariance_type: str, init: str, *, fold_in_k, cells_per_batch, prior_per_k):
+        """The GridConfig of a grid program of models padded to K components."""
+        return GridConfig(
+            Seeding(K, init, self.n_init, fold_in_k, self.missing),
+            covariance_type,
+            self.max_iter,
+            self.chunk_rows(K, covariance_type),
+            cells_per_batch,
+            (covariance_type, self.progress) if self.progress else None,
+            self.on_collapse,
+            self.mesh,
+            prior_per_k,
+        )
+
+
+def prepare(key, X, sample_weight, n_init, max_iter, tol, reg_covar, progress, chunk_size, on_collapse, missing):
+    """Check what ``fit`` and ``select`` share and pad the data to a bucket
+    of rows, so that data of nearby sizes share programs. Returns Prepared."""
     key, X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
         key, X, sample_weight, n_init, max_iter, tol, reg_covar, missing
     )
     progress = check_int(progress, "progress", 0)
-    mesh = data_mesh(X)
-    marginalize = missing == "marginalize"
-    N, D = X.shape
-    K = check_n_components(n_components, N)
-    covariance_type = check_covariance_type(covariance_type)
     on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
-    init_params = None
-    if isinstance(init, GMMParams):
-        init_params = check_starts(init, n_init, K, D, covariance_type, X.dtype)
-        init = "params"
-    else:
-        init = check_init(init)
-    prior, prior_per_k = check_prior(prior, X, covariance_type, w)
+    mesh = data_mesh(X)
+    N = X.shape[0]
     X, w = bucketed(X, w)
-    rows = X.shape[0]
-    chunk_size = check_chunk_size(chunk_size, rows, mesh) or default_chunk_size(
-        rows, K, D, n_init, X.dtype.itemsize, mesh, covariance_type, marginalize
+    chunk_size = check_chunk_size(chunk_size, X.shape[0], mesh)
+    return Prepared(
+        key, X, w, N, n_init, max_iter, tol, reg_covar, progress, on_collapse, mesh, missing == "marginalize", chunk_size
     )
-    grid = functools.partial(
-        fit_grid,
-        n_components=K,
-        covariance_type=covariance_type,
-        max_iter=max_iter,
-        init=init,
-        n_init=n_init,
-        fold_in_k=False,
-        chunk_size=chunk_size,
-        cells_per_batch=1,
-        progress=(covariance_type, progress) if progress else None,
-        on_collapse=on_collapse,
-        mesh=mesh,
-        prior_per_k=prior_per_k,
-        missing=marginalize,
-    )
-
-    def solve(key, X, w, tol, reg_covar, init_params, prior):
-        best, _ = grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior)
-        return jax.tree.map(lambda a: a[0], best)
-
-    update = em_map_for(chunk_size, mesh, prior_per_k, marginalize)
-    return fixed_point(solve, update, (key, X, w, tol, reg_covar, init_params, prior))

@@ -22,11 +22,13 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from jgmm._compile import jit
-from jgmm._em import Chunks, accumulate, chunk_stats, params_and_singular
+from jgmm._em import Chunks, PassSums, accumulate, chunk_stats, params_and_singular
 from jgmm._missing import observed_mean
 from jgmm._params import GMMParams, shift_means
 from jgmm._validation import check_choice
@@ -156,9 +158,9 @@ def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, cent
 
     def chunk(X, w, rows):
         X = chunks.filled(X)
-        return 0.0, chunk_stats(resp(X, rows), X, w, covariance_type)
+        return PassSums(jnp.zeros((), X.dtype), chunk_stats(resp(X, rows), X, w, covariance_type))
 
-    _, stats = accumulate(chunk, covariance_type, mask.shape[0], chunks)
+    stats = accumulate(chunk, covariance_type, mask.shape[0], chunks).stats
     return params_and_singular(stats, covariance_type, reg_covar)[0]
 
 
@@ -174,10 +176,29 @@ def member_keys(key, n_active, n_init: int, fold_in_k: bool):
     return jax.vmap(lambda k: restart_keys(k, n_init))(cell_keys)
 
 
-def seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k, missing=False):
+class Seeding(NamedTuple):
+    """The static settings of the starts (``seed_program``), hashable.
+
+    Attributes:
+      n_components: K_max, the components of every (padded) model.
+      init: the method (``INIT_METHODS``), or "params" for given starts.
+      n_init: restarts per cell.
+      fold_in_k: cell m's keys come from ``fold_in(key, n_active[m])``
+        (``member_keys``).
+      missing: X has missing entries (NaN).
+    """
+
+    n_components: int
+    init: str
+    n_init: int
+    fold_in_k: bool = False
+    missing: bool = False
+
+
+def seed_program(key, n_active, X, w, *, seeding: Seeding):
     """What every family's grid program for these data and members starts
     from; compiled on its own (``jgmm._fit.seed``), ``jgmm.select`` runs it once
-    for all families. ``missing``: X has missing entries (NaN).
+    for all families.
 
     Returns ``seeds``:
       offset: (D,) the data's weighted mean (of the observed entries); the
@@ -186,6 +207,7 @@ def seed_program(key, n_active, X, w, *, n_components, init, n_init, fold_in_k, 
         centred coordinates) of each cell's restarts, keys from
         ``member_keys``; None unless ``init`` is a k-means method.
     """
+    n_components, init, n_init, fold_in_k, missing = seeding
     offset = observed_mean(X, w) if missing else (w @ X) / jnp.sum(w)
     if init not in KMEANS_INITS:
         return offset, None
@@ -208,10 +230,8 @@ def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init,
     ``missing``: X has missing entries (NaN), filled as ``fit``'s starts
     fill them.
     """
-    offset, centers = seed_program(
-        key, jnp.array([n_components]), X, w, n_components=n_components, init=init, n_init=n_init, fold_in_k=False,
-        missing=missing,
-    )
+    seeding = Seeding(n_components, init, n_init, missing=missing)
+    offset, centers = seed_program(key, jnp.array([n_components]), X, w, seeding=seeding)
     chunks = Chunks(X, w, offset, chunk_size, missing=missing)
     mask = jnp.ones((n_components,), bool)
     start = lambda key, centers: initialize(key, chunks, mask, init, covariance_type, reg_covar, centers)

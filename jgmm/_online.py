@@ -75,7 +75,7 @@ def default_step_size(n_steps, decay: float = STEP_DECAY):
 def _online_step(state, X, w, step_size, reg_covar, *, chunk_size, missing):
     shift = state.stats.shift
     params = state.params
-    total, batch = pass_sums(shift_means(params, -shift), Chunks(X, w, shift, chunk_size, missing=missing))
+    total, batch, _ = pass_sums(shift_means(params, -shift), Chunks(X, w, shift, chunk_size, missing=missing))
     weight = jnp.sum(w)
     eta = jnp.asarray(default_step_size(state.n_steps) if step_size is None else step_size, X.dtype)
     stats = jax.tree.map(lambda s, b: (1 - eta) * s + eta * b / weight, state.stats[:3], batch[:3])

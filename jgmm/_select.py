@@ -26,30 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgmm._bucket import bucketed
 from jgmm._compile import full_precision
-from jgmm._criteria import count_parameters, information_criteria
-from jgmm._shard import data_mesh
-from jgmm._fit import (
-    ON_COLLAPSE,
-    check_chunk_size,
-    check_prior,
-    default_cells_per_batch,
-    default_chunk_size,
-    fit_grid,
-    seed,
-)
 from jgmm._covariance import BUILT_IN, family
+from jgmm._criteria import count_parameters, information_criteria
+from jgmm._fit import check_prior, default_cells_per_batch, fit_grid, prepare, seed
 from jgmm._params import HEALTHY, GMMParams, Status
 from jgmm._prior import Prior
-from jgmm._validation import (
-    check_choice,
-    check_covariance_type,
-    check_em_arguments,
-    check_int,
-    check_n_components,
-    check_not_traced,
-)
+from jgmm._validation import check_choice, check_covariance_type, check_n_components, check_not_traced
 
 CRITERIA = ("bic", "aic")
 
@@ -225,93 +208,57 @@ def select(
       Selection.
     """
     check_not_traced("select", key, X, tol, reg_covar, sample_weight, prior)
-    key, X, w, n_init, max_iter, tol, reg_covar = check_em_arguments(
-        key, X, sample_weight, n_init, max_iter, tol, reg_covar, missing
-    )
-    marginalize = missing == "marginalize"
-    N, D = X.shape
-    Ks = _check_components(n_components, N)
+    p = prepare(key, X, sample_weight, n_init, max_iter, tol, reg_covar, progress, chunk_size, on_collapse, missing)
+    Ks = _check_components(n_components, p.N)
     if isinstance(covariance_types, str):
         covariance_types = (covariance_types,)
     families = tuple(dict.fromkeys(check_covariance_type(c) for c in covariance_types))
     if not families:
         raise ValueError("covariance_types must name at least one covariance family.")
     criterion = check_choice(criterion, "criterion", CRITERIA)
-    progress = check_int(progress, "progress", 0)
-    on_collapse = check_choice(on_collapse, "on_collapse", ON_COLLAPSE)
-    total_weight = float(jnp.sum(w))  # summed where w lies (it may span processes)
+    total_weight = float(jnp.sum(p.w))  # summed where w lies (it may span processes)
     if prior is not None and not isinstance(prior, str) and len(families) > 1:
         raise ValueError(
             "A jgmm.Prior has one covariance family's shape; pass one family with it, or prior='default'."
         )
-    priors, per_k = {}, False
-    for family in families:
-        priors[family], per_k = check_prior(prior, X, family, w)
-
-    results, statuses = {}, {}
-    batch = default_cells_per_batch(len(Ks))
-    mesh = data_mesh(X)
-    X, w = bucketed(X, w)  # data of nearby sizes share programs (jgmm._bucket)
-    n_rows = X.shape[0]  # N and the padding
-    # Rows per chunk as ``fit`` takes them for one cell (K_max, n_init restarts):
-    # the budget is per cell, so a batch of cells reads longer chunks than one
-    # budget for all its members would give, which on CPU makes a warm
-    # selection 20% faster (experiments/bench_select.py: 2048 rows, not 1024).
-    chunk_size = check_chunk_size(chunk_size, n_rows, mesh)
-    rows = {
-        family: chunk_size or default_chunk_size(n_rows, Ks[-1], D, n_init, X.dtype.itemsize, mesh, family, marginalize)
-        for family in families
-    }
+    # Each family's chunks as ``fit`` reads them for one cell (K_max, n_init
+    # restarts): the budget is per cell, so a batch of cells reads longer
+    # chunks than one budget for all its members would give, which on CPU
+    # makes a warm selection 20% faster (experiments/bench_select.py: 2048
+    # rows, not 1024).
+    configs, priors = {}, {}
+    for name in families:
+        priors[name], per_k = check_prior(prior, p.X, name, p.w)
+        configs[name] = p.grid_config(
+            Ks[-1], name, "kmeans", fold_in_k=True, cells_per_batch=default_cells_per_batch(len(Ks)), prior_per_k=per_k
+        )
     n_active = np.asarray(Ks, np.int32)
-    seeds = seed(
-        key, n_active, X, w, n_components=Ks[-1], init="kmeans", n_init=n_init, fold_in_k=True, missing=marginalize
-    )
-    for family in families:
-        best, restart_status = fit_grid(
-            key,
-            n_active,
-            X,
-            w,
-            tol,
-            reg_covar,
-            None,
-            seeds,
-            priors[family],
-            n_components=Ks[-1],
-            covariance_type=family,
-            max_iter=max_iter,
-            init="kmeans",
-            n_init=n_init,
-            fold_in_k=True,
-            chunk_size=rows[family],
-            cells_per_batch=batch,
-            progress=(family, progress) if progress else None,
-            on_collapse=on_collapse,
-            mesh=mesh,
-            prior_per_k=per_k,
-            missing=marginalize,
+    seeds = seed(p.key, n_active, p.X, p.w, seeding=configs[families[0]].seeding)
+    results, statuses = {}, {}
+    for name in families:
+        results[name], statuses[name] = fit_grid(
+            p.key, n_active, p.X, p.w, p.tol, p.reg_covar, None, seeds, priors[name], config=configs[name]
         )
         # Not read back yet: the next family compiles while this one runs.
-        results[family], statuses[family] = best, restart_status
     results = {family: jax.tree.map(np.asarray, best) for family, best in results.items()}
     statuses = {family: np.asarray(status) for family, status in statuses.items()}
 
-    table = _table(results, statuses, Ks, D, total_weight)
+    table = _table(results, statuses, Ks, p.X.shape[1], total_weight)
     return Selection(table, _best(table, criterion), criterion, Ks, results)
 
 
 def _table(results, statuses, Ks, D, total_weight) -> Table:
     """Rows per (family, K); N in log N is Σ w_n (= N without weights)."""
     rows = []
-    for family, result in results.items():
+    for name, result in results.items():
         for m, K in enumerate(Ks):
-            p = count_parameters(family, K, D)
+            p = count_parameters(name, K, D)
             log_l = float(result.log_likelihood[m]) * total_weight
             bic, aic = information_criteria(log_l, p, total_weight)
             status = Status(int(result.status[m]))
             rows.append(
                 dict(
-                    covariance_type=family,
+                    covariance_type=name,
                     n_components=K,
                     total_log_likelihood=log_l,
                     bic=bic,
@@ -321,7 +268,7 @@ def _table(results, statuses, Ks, D, total_weight) -> Table:
                     n_iter=int(result.n_iter[m]),
                     converged=bool(result.converged[m]),
                     status=status.name,
-                    degenerate_restarts=int(np.sum(statuses[family][m] == Status.DEGENERATE)),
+                    degenerate_restarts=int(np.sum(statuses[name][m] == Status.DEGENERATE)),
                 )
             )
     return Table({name: np.array([row[name] for row in rows]) for name in rows[0]})

@@ -8,6 +8,8 @@ sufficient statistics across devices, one all-reduce per EM iteration
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import numpy as np
 from jax.experimental import multihost_utils

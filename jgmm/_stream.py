@@ -30,11 +30,12 @@ from jgmm._compile import full_precision, jit
 from jgmm._em import Chunks, add_sums, pass_sums
 from jgmm._fit import (
     ON_COLLAPSE,
+    Settings,
     batched_starts,
     best_of,
     collapse_references,
     default_chunk_size,
-    em_update,
+    em_step,
     fit_result,
     initial_state,
     report_progress,
@@ -196,21 +197,16 @@ def _chunk_sums(params, X, w, centre, *, chunk_size, worst, missing):
     return jax.vmap(lambda p: pass_sums(p, chunks, worst))(params)
 
 
-@jit(static_argnames="worst")
-def _add(a, b, *, worst):
+@jit
+def _add(a, b):
     """Every member's ``add_sums``."""
-    return jax.vmap(functools.partial(add_sums, worst=worst))(a, b)
+    return jax.vmap(add_sums)(a, b)
 
 
-@jit(static_argnames=("max_iter", "worst"))
-def _update(s, mask, sums, N, tol, reg_covar, data_cov, reseed_with, *, max_iter, worst):
-    """Every member's ``em_update`` from its sums over the N samples."""
-
-    def one(s, mask, value, stats):
-        total, *x = (value[0], value[1][1]) if worst else (value,)
-        return em_update(s, mask, total / N, stats, x, tol, reg_covar, data_cov, max_iter, reseed_with)
-
-    return jax.vmap(one)(s, mask, *sums)
+@jit(static_argnames="max_iter")
+def _step(s, sums, N, mask, settings, *, max_iter):
+    """Every member's ``em_step`` from its sums over the N samples."""
+    return jax.vmap(lambda s, sums, mask: em_step(s, sums, N, mask, settings, max_iter))(s, sums, mask)
 
 
 def _padded(chunk, rows: int, centre, dtype):
@@ -232,7 +228,7 @@ def _pass(source: _Source, rows: int, centre, params, *, chunk_size: int, worst:
         X, w = (jax.device_put(a) for a in _padded(chunk, rows, centre, centre.dtype))
         N += chunk.shape[0]
         new = _chunk_sums(params, X, w, centre, chunk_size=chunk_size, worst=worst, missing=missing)
-        sums = new if sums is None else _add(sums, new, worst=worst)
+        sums = new if sums is None else _add(sums, new)
         # Wait for the chunk before this one: at most two are in flight, and
         # the next is read while this one is computed.
         if previous is not None:
@@ -318,6 +314,7 @@ def fit_stream(
     centre = jnp.asarray(centre)
     params = shift_means(params, -centre)
     data_cov, reseed_with = collapse_references(sample - centre, ones, covariance_type, reg_covar, on_collapse)
+    settings = Settings(tol, reg_covar, data_cov, reseed_with)
     worst = reseed_with is not None
     mask = jnp.ones((n_init, K), bool)
     state = initial_state(params, max_iter)
@@ -327,9 +324,7 @@ def fit_stream(
         sums, n = _pass(source, rows, centre, state.params, chunk_size=scan_rows, worst=worst, missing=marginalize)
         if n != N:
             raise ValueError(f"source held {N} samples in the first pass but {n} now; it must give the same data each pass.")
-        state = _update(
-            state, mask, sums, N, tol, reg_covar, data_cov, reseed_with, max_iter=max_iter, worst=worst
-        )
+        state = _step(state, sums, np.asarray(N, dtype), mask, settings, max_iter=max_iter)
         if progress and t % progress == 0:
             report_progress("stream", t, state.log_likelihood, ~state.done, jnp.sum(mask, 1))
         if bool(jnp.all(state.done)):

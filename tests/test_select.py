@@ -7,7 +7,8 @@ import pytest
 from conftest import FAMILIES, Compilations, blobs
 
 import jgmm
-from jgmm._fit import fit_grid
+from jgmm._fit import GridConfig, fit_grid
+from jgmm._init import Seeding
 
 
 def family_data(covariance_type, seed=0, N=1500, K=3, D=2):
@@ -72,10 +73,9 @@ def test_padded_fit_equals_unpadded_fit_from_the_same_start(x64, covariance_type
         covariance_type,
     )
     unpadded = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, max_iter=25, tol=0.0)
+    config = GridConfig(Seeding(K_max, "params", 1), covariance_type, max_iter=25, chunk_size=64)
     best, _ = fit_grid(
-        jax.random.key(0), np.array([3]), X, jnp.ones(250), jnp.asarray(0.0), jnp.asarray(1e-6), padded,
-        n_components=K_max, covariance_type=covariance_type, max_iter=25, init="params", n_init=1, fold_in_k=False,
-        chunk_size=64, cells_per_batch=1,
+        jax.random.key(0), np.array([3]), X, jnp.ones(250), jnp.asarray(0.0), jnp.asarray(1e-6), padded, config=config
     )
     np.testing.assert_allclose(best.params.weights[0, 3:], 0.0, atol=0)  # never revived
     np.testing.assert_allclose(best.params.weights[0, :3], unpadded.params.weights, rtol=1e-10)
