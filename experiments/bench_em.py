@@ -154,8 +154,9 @@ def time_gmmx(X, start):
 
 def jgmm_memory(X, start):
     """Bytes of the compiled fit's temporaries and of X."""
-    from jgmm._fit import GridConfig, default_chunk_size, fit_grid
-    from jgmm._init import Seeding
+    from jgmm._engine.init import Seeding
+    from jgmm._engine.loop import GridConfig, fit_grid
+    from jgmm._engine.planning import default_chunk_size
 
     N, D = X.shape
     K = start.n_components

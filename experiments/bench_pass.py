@@ -3,7 +3,7 @@
 The selection benchmark's inner loop: M = 10 members (two cells of K = 10 ×
 5 restarts) read N = 20,000 samples (D = 8) in chunks of 2048 rows, each
 member computing its responsibilities and sufficient statistics
-(``jgmm._em.pass_sums`` under ``vmap``, compiled as ``jgmm.select`` compiles
+(``jgmm._engine.passes.pass_sums`` under ``vmap``, compiled as ``jgmm.select`` compiles
 it). Prints the fastest of 30 calls per family, compile excluded, and writes
 experiments/results/bench_pass.txt.
 
@@ -23,9 +23,9 @@ import numpy as np
 from bench_select import make_data
 
 from jgmm._compile import jit
-from jgmm._covariance import BUILT_IN, family
-from jgmm._em import Chunks, pass_sums
-from jgmm._params import GMMParams
+from jgmm._engine.passes import Chunks, pass_sums
+from jgmm._maths.families import BUILT_IN, family
+from jgmm._maths.params import GMMParams
 
 M, K, CHUNK, CALLS = 10, 10, 2048, 30
 RESULTS = Path(__file__).parent / "results"

@@ -3,7 +3,7 @@
 A common workflow fits one mixture per group of a data set (per subject,
 per image, per cell type), each group of another size. jgmm compiles a
 program per shape of X; padding N to one of four sizes per octave with rows
-of weight 0 (``jgmm._bucket``) lets nearby sizes share one. Measured: 30
+of weight 0 (``jgmm._engine.bucket``) lets nearby sizes share one. Measured: 30
 groups of 200 to 6,000 rows (log-uniform), D = 4, K = 3, full covariances,
 3 restarts, each variant in a fresh process (no persistent compilation
 cache): jgmm with the padding, jgmm without it (every size compiles), jgmm
@@ -54,7 +54,7 @@ def run(variant: str) -> dict:
             scores = [GaussianMixture(K, n_init=N_INIT, random_state=i).fit(X).score(X) for i, X in enumerate(data)]
         return {"seconds": time.perf_counter() - start, "log_likelihood": scores}
     import jgmm
-    from jgmm import _bucket
+    from jgmm._engine import bucket as _bucket
 
     if variant == "jgmm, every size compiled":
         _bucket.MAX_BUCKETED_ROWS = 0

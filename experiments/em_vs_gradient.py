@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import jgmm  # noqa: E402
-from jgmm._init import initial_params  # noqa: E402
+from jgmm._engine.init import initial_params  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results")
 ITERATIONS = {"EM": 300, "Adam": 3000, "L-BFGS": 300}

@@ -1,21 +1,21 @@
 """jgmm: Gaussian mixture models fitted by expectation–maximization in JAX."""
 
-from jgmm._bootstrap import Bootstrap, bootstrap
-from jgmm._covariance import Family, family, family_names, register_family
-from jgmm._criteria import aic, bic, n_parameters
-from jgmm._data import load_faithful
-from jgmm._em import SuffStats, e_step, m_step, params_from_stats, suff_stats
-from jgmm._fit import fit
-from jgmm._gradient import fit_gradient
-from jgmm._io import load, save
-from jgmm._online import OnlineState, online_init, online_step
-from jgmm._params import FitResult, GMMParams, Status
-from jgmm._plot import plot_mixture
-from jgmm._predict import log_prob, predict, predict_proba, sample
-from jgmm._prior import Prior, default_prior
-from jgmm._select import Selection, Table, select
-from jgmm._shard import shard
-from jgmm._stream import fit_stream
+from jgmm._adapters.data import load_faithful
+from jgmm._adapters.model_files import load, save
+from jgmm._adapters.plot import plot_mixture
+from jgmm._drivers.bootstrap import Bootstrap, bootstrap
+from jgmm._drivers.fit import fit
+from jgmm._drivers.gradient import fit_gradient
+from jgmm._drivers.online import OnlineState, online_init, online_step
+from jgmm._drivers.select import Selection, Table, select
+from jgmm._drivers.stream import fit_stream
+from jgmm._engine.shard import shard
+from jgmm._maths.criteria import aic, bic, n_parameters
+from jgmm._maths.em import SuffStats, e_step, m_step, params_from_stats, suff_stats
+from jgmm._maths.families import Family, family, family_names, register_family
+from jgmm._maths.params import FitResult, GMMParams, Status
+from jgmm._maths.predict import log_prob, predict, predict_proba, sample
+from jgmm._maths.prior import Prior, default_prior
 
 __version__ = "0.1.0"
 

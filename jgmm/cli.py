@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jgmm._files import DataError, read_data
-from jgmm._io import atomic_write, check_directory
-from jgmm._covariance import BUILT_IN, accepted_names, canonical_name, family
-from jgmm._validation import MISSING
+from jgmm._adapters.data_files import DataError, read_data
+from jgmm._adapters.model_files import atomic_write, check_directory
+from jgmm._maths.families import BUILT_IN, accepted_names, canonical_name, family
+from jgmm._maths.validation import MISSING
 
 PROGRESS_EVERY = 10
 

@@ -24,15 +24,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from jgmm._covariance import family
-from jgmm._criteria import aic, bic
-from jgmm._fit import default_chunk_size, fit
-from jgmm._init import check_init, initial_params
-from jgmm._online import online_init, online_step
-from jgmm._shard import data_mesh
-from jgmm._params import GMMParams, Status
-from jgmm._predict import log_prob, predict, predict_proba, sample
-from jgmm._validation import MISSING, check_covariance_type, check_observed, check_sample_weight
+from jgmm._drivers.fit import fit
+from jgmm._drivers.online import online_init, online_step
+from jgmm._engine.init import check_init, initial_params
+from jgmm._engine.planning import default_chunk_size
+from jgmm._engine.shard import data_mesh
+from jgmm._maths.criteria import aic, bic
+from jgmm._maths.families import family
+from jgmm._maths.params import GMMParams, Status
+from jgmm._maths.predict import log_prob, predict, predict_proba, sample
+from jgmm._maths.validation import MISSING, check_covariance_type, check_observed, check_sample_weight
 
 # scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans"
 # (k-means++ seeding and a few Lloyd steps) is the batched, compiled counterpart.

@@ -12,6 +12,7 @@ jax.config.update("jax_dump_ir_to", sys.argv[1])
 jax.config.update("jax_enable_compilation_cache", False)
 
 import jax.numpy as jnp  # noqa: E402
+import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jgmm  # noqa: E402
@@ -47,6 +48,9 @@ def main():
     estimator.sample(3)
     estimator.partial_fit(X)
     GaussianMixture(2, max_iter=3, precisions_init=np.stack([np.eye(3)] * 2), random_state=0).fit(X.astype(np.float64))
+    matplotlib.use("Agg")
+    line = X[:, :1]
+    jgmm.plot_mixture(jgmm.fit(key, line, 2, max_iter=3).params, line)
 
     def unguarded_control(a, b):
         return a @ b

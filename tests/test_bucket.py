@@ -1,4 +1,4 @@
-"""Data of nearby sizes share compiled programs (jgmm._bucket)."""
+"""Data of nearby sizes share compiled programs (jgmm._engine.bucket)."""
 
 import jax
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from conftest import Compilations, blobs
 
 import jgmm
-from jgmm import _bucket
+from jgmm._engine import bucket as _bucket
 from jgmm.sklearn import GaussianMixture
 
 

@@ -8,7 +8,7 @@ from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture
 
 import jgmm
-from jgmm._covariance import log_gaussian
+from jgmm._maths.families import log_gaussian
 
 
 def random_covariances(rng, covariance_type, K, D):

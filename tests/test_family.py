@@ -1,6 +1,8 @@
 """The family seam: a contract every registered family keeps, and a family
 defined here, outside the package, fitted end to end."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,8 +10,8 @@ import pytest
 from conftest import FAMILIES, blobs
 
 import jgmm
-from jgmm import _covariance
-from jgmm._covariance import log_gaussian
+from jgmm._maths import families as _covariance
+from jgmm._maths.families import log_gaussian
 from jgmm.sklearn import GaussianMixture
 
 
@@ -202,3 +204,31 @@ def test_mclust_names_are_aliases_of_the_four(alias, name):
     b = jgmm.fit(jax.random.key(0), X.astype(np.float32), 2, name)
     assert a.params.covariance_type == name
     np.testing.assert_array_equal(a.params.prec_chol, b.params.prec_chol)
+    start = dataclasses.replace(b.params, covariance_type=alias)  # parameters under the alias start a fit too
+    again = jgmm.fit(jax.random.key(0), X.astype(np.float32), 2, alias, init=start, max_iter=2)
+    assert again.params.covariance_type == name and np.isfinite(float(again.log_likelihood))
+
+
+def test_no_module_outside_the_family_module_switches_on_a_family_name():
+    # What the seam forbids: comparisons with a family's name and tables
+    # keyed by it (defaults such as covariance_type="full" are fine).
+    import ast
+    from pathlib import Path
+
+    names = set(jgmm._maths.families.accepted_names())
+    package = Path(jgmm.__file__).parent
+    switches = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "families.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            operands = []
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                operands += [e for o in operands if isinstance(o, (ast.Tuple, ast.List, ast.Set)) for e in o.elts]
+            elif isinstance(node, ast.Dict):
+                operands = node.keys
+            for o in operands:
+                if isinstance(o, ast.Constant) and o.value in names:
+                    switches.append(f"{path.relative_to(package)}:{node.lineno} {o.value!r}")
+    assert not switches, switches

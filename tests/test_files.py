@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jgmm._files import DataError, read_data
+from jgmm._adapters.data_files import DataError, read_data
 
 
 def write(path, text):

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 import jgmm
-from jgmm._fit import best_member
+from jgmm._engine.step import best_member
 
 
 @pytest.mark.parametrize("covariance_type", FAMILIES)

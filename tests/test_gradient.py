@@ -7,7 +7,7 @@ import pytest
 from conftest import FAMILIES, blobs
 
 import jgmm
-from jgmm._gradient import from_unconstrained, to_unconstrained
+from jgmm._drivers.gradient import from_unconstrained, to_unconstrained
 
 
 def overlapping():

@@ -1,5 +1,5 @@
 """Derivatives of fit by implicit differentiation at EM's fixed point
-(jgmm._implicit), checked against finite differences of whole refits."""
+(jgmm._engine.implicit), checked against finite differences of whole refits."""
 
 import jax
 import jax.numpy as jnp

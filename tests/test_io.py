@@ -6,7 +6,7 @@ import pytest
 from conftest import FAMILIES, blobs
 
 import jgmm
-from jgmm import _io
+from jgmm._adapters import model_files as _io
 
 
 def fitted(covariance_type, K=3):

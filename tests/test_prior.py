@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 from conftest import FAMILIES, blobs, clump_start, full_covariances
+from sklearn.exceptions import ConvergenceWarning
 from test_em import expected_complete_log_likelihood, log_normal
 
 import jgmm
-from jgmm._prior import Prior, default_prior, map_params_and_singular
+from jgmm._maths.prior import Prior, default_prior, map_params_and_singular
 
 
 def log_prior(weights, means, cov, covariance_type, prior):

@@ -7,8 +7,8 @@ import pytest
 from conftest import FAMILIES, Compilations, blobs
 
 import jgmm
-from jgmm._fit import GridConfig, fit_grid
-from jgmm._init import Seeding
+from jgmm._engine.init import Seeding
+from jgmm._engine.loop import GridConfig, fit_grid
 
 
 def family_data(covariance_type, seed=0, N=1500, K=3, D=2):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import FAMILIES
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_shard_pads_with_zero_weight_rows(sharded):
     assert result["shard_rows"] == [76]
 
 
-@pytest.mark.parametrize("family", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_split_data_fit_equals_one_device_fit(sharded, family):
     result, _ = sharded
     assert result[f"fit {family} float64"] < 1e-10

@@ -6,8 +6,8 @@ import pytest
 from conftest import FAMILIES, blobs, clump_start
 
 import jgmm
-from jgmm._init import INIT_SAMPLE
-from jgmm._stream import _FirstPass
+from jgmm._drivers.stream import _FirstPass
+from jgmm._engine.init import INIT_SAMPLE
 
 
 def data(dtype=np.float64):

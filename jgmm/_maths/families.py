@@ -59,7 +59,7 @@ class Family:
         ``covariance_estimate`` is Σ.
       map_covariance_estimate: (scatter in stats form, nk, scale Λ, dof ν) -> S,
         the posterior mode's covariance under the conjugate prior, from the
-        scatter Σ_n r (x - x̄)(x - x̄)ᵀ + Σ_k t_k e_k e_kᵀ (``jgmm._prior``);
+        scatter Σ_n r (x - x̄)(x - x̄)ᵀ + Σ_k t_k e_k e_kᵀ (``jgmm._maths.prior``);
         None for a family that takes no prior.
       from_estimate: (S, nk, reg_covar, previous P) -> (P, singular): P for
         S + reg_covar·I, and which covariances (K,) (or (1,)/() if shared) were
@@ -76,7 +76,7 @@ class Family:
       from_unconstrained: (free, K, D) -> P.
       variances: (P, data_cov (D, D)) -> ((K', M) variances along M principal
         axes of each Σ_k, (K', M) the data's variance along them), K' = K, or
-        1 if shared: the collapse measure (``jgmm._fit``).
+        1 if shared: the collapse measure (``jgmm._engine.step``).
       colour: (z (n, D) ~ N(0, I), labels (n,), P) -> (n, D) ~ N(0, Σ_label).
       row_work: (K, D, missing) -> numbers the E-step holds per sample and
         member (the chunk budget).
@@ -127,7 +127,7 @@ class Family:
 
     def switch_off(self, P, mask):
         """P with the components where ``mask`` (K,) is False at unit
-        precision (padding, ``jgmm._fit.mask_components``); a shared P stays."""
+        precision (padding, ``jgmm._engine.step.mask_components``); a shared P stays."""
         if self.shared:
             return P
         unit = jnp.broadcast_to(jnp.eye(P.shape[-1], dtype=P.dtype), P.shape) if P.ndim == 3 else jnp.ones_like(P)
@@ -247,7 +247,7 @@ def _regularised_prec_chol(S, nk, reg, previous=None):
     del nk, previous
     P = _chol_prec_from_cov(_add_to_diagonal(S, reg))
     diagonal = jnp.maximum(jnp.diagonal(S, axis1=-2, axis2=-1), 0) + reg
-    fallback = jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jax.lax.rsqrt(diagonal))
+    fallback = _diag_matrices(jax.lax.rsqrt(diagonal))
     ok = jnp.all(jnp.isfinite(P), axis=(-2, -1))
     return jnp.where(ok[..., None, None], P, fallback), ~ok
 
@@ -286,18 +286,17 @@ def _precision_eig_variances(P, data_cov):
 
 def _triangular_to_free(P):
     """(..., D(D+1)/2): P's upper triangle (np.triu_indices order), log of its diagonal."""
-    D = P.shape[-1]
-    free = jnp.triu(P, 1) + jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jnp.log(jnp.diagonal(P, axis1=-2, axis2=-1)))
-    i, j = np.triu_indices(D)
-    return free[..., i, j]
+    i, j = np.triu_indices(P.shape[-1])
+    upper, diagonal = P[..., i, j], i == j
+    return upper.at[..., diagonal].set(jnp.log(upper[..., diagonal]))
 
 
 def _free_to_triangular(free, D):
     """``_triangular_to_free``'s inverse: upper-triangular P with a positive diagonal."""
     i, j = np.triu_indices(D)
-    A = jnp.zeros(free.shape[:-1] + (D, D), free.dtype).at[..., i, j].set(free)
-    diagonal = jnp.exp(jnp.diagonal(A, axis1=-2, axis2=-1))
-    return jnp.triu(A, 1) + jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(diagonal)
+    diagonal = i == j
+    upper = free.at[..., diagonal].set(jnp.exp(free[..., diagonal]))
+    return jnp.zeros(free.shape[:-1] + (D, D), free.dtype).at[..., i, j].set(upper)
 
 
 def _check_triangular(P: np.ndarray) -> None:

@@ -19,10 +19,10 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgmm._compile import full_precision
-from jgmm._covariance import family
-from jgmm._em import SuffStats
-from jgmm._missing import observed_mean
-from jgmm._params import GMMParams
+from jgmm._maths.em import SuffStats
+from jgmm._maths.families import family
+from jgmm._maths.missing import observed_mean
+from jgmm._maths.params import GMMParams
 
 
 class Prior(NamedTuple):

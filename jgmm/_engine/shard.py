@@ -3,7 +3,7 @@
 ``shard`` places the data on devices along the sample axis; ``fit`` and
 ``select`` then read each device's rows on that device and sum the
 sufficient statistics across devices, one all-reduce per EM iteration
-(``jgmm._em.Chunks``). The parameters, small, are replicated.
+(``jgmm._engine.passes.Chunks``). The parameters, small, are replicated.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jgmm._bucket import pad_rows
-from jgmm._validation import check_array, check_sample_weight
+from jgmm._engine.bucket import pad_rows
+from jgmm._maths.validation import check_array, check_sample_weight
 
 AXIS = "samples"
 

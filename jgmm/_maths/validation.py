@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._compile import jit
-from jgmm._covariance import canonical_name, family
-from jgmm._params import GMMParams
+from jgmm._maths.families import canonical_name, family
+from jgmm._maths.params import GMMParams
 
 MISSING = ("error", "marginalize")
 

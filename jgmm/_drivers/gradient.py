@@ -20,12 +20,15 @@ import optax
 from jax.typing import ArrayLike
 
 from jgmm._compile import full_precision, jit
-from jgmm._covariance import family
-from jgmm._em import weighted_log_prob
-from jgmm._fit import batched_starts, best_of, default_chunk_size, em_map_for
-from jgmm._implicit import fixed_point
-from jgmm._params import FitResult, GMMParams, Status, shift_means
-from jgmm._validation import check_covariance_type, check_em_arguments, check_n_components
+from jgmm._drivers.fit import batched_starts
+from jgmm._engine.implicit import fixed_point
+from jgmm._engine.loop import em_map_for
+from jgmm._engine.planning import default_chunk_size
+from jgmm._engine.step import best_of
+from jgmm._maths.em import weighted_log_prob
+from jgmm._maths.families import family
+from jgmm._maths.params import FitResult, GMMParams, Status, shift_means
+from jgmm._maths.validation import check_covariance_type, check_em_arguments, check_n_components
 
 DEFAULT_OPTIMIZER = optax.adam(1e-2)  # one object, so the default compiles once
 

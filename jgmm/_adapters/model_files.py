@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jgmm._covariance import family, family_names
-from jgmm._params import GMMParams
-from jgmm._validation import check_param_values, check_params
+from jgmm._maths.families import family, family_names
+from jgmm._maths.params import GMMParams
+from jgmm._maths.validation import check_param_values, check_params
 
 FORMAT = "jgmm.GMMParams"
 VERSION = 1

@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from jgmm._covariance import family
-from jgmm._params import GMMParams
+from jgmm._maths.families import family
+from jgmm._maths.params import GMMParams
 
 
 def fill(X: jax.Array) -> jax.Array:
@@ -96,7 +96,7 @@ def missing_stats(r, xhat, C, covariance_type: str):
 
     Returns:
       (nk (K,), sx (K, D), sxx): sxx in the family's form
-      (``jgmm._em.SuffStats``).
+      (``jgmm._maths.em.SuffStats``).
     """
     nk = jnp.sum(r, axis=0)
     sx = jnp.einsum("bk,bkd->kd", r, xhat)

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgmm._em import weighted_log_prob
-from jgmm._params import GMMParams
-from jgmm._predict import predict
-from jgmm._validation import check_param_values, check_shape
+from jgmm._compile import full_precision
+from jgmm._maths.em import weighted_log_prob
+from jgmm._maths.params import GMMParams
+from jgmm._maths.predict import predict
+from jgmm._maths.validation import check_param_values, check_shape
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -49,6 +50,7 @@ def _plot_density(params: GMMParams, x: np.ndarray, ax, colours):
     return ax
 
 
+@full_precision
 def plot_mixture(params: GMMParams, X: ArrayLike, ax: Axes | None = None, sigmas: Sequence[float] = (1, 2)) -> Axes:
     """Scatter X coloured by most probable component, with each component's
     ``sigmas``-σ ellipses and its mean marked; for one feature, a histogram

@@ -1,6 +1,6 @@
 """``fit_stream``: exact EM on data read from disk, one pass per iteration.
 
-EM's statistics are sums over samples (``jgmm._em.SuffStats``), so an
+EM's statistics are sums over samples (``jgmm._maths.em.SuffStats``), so an
 iteration can read the data a chunk at a time and add up each chunk's
 statistics: the result is the in-memory fit's, with memory bounded by a few
 chunks. The loop waits only for the chunk before the one just dispatched, so
@@ -27,23 +27,14 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgmm._compile import full_precision, jit
-from jgmm._em import Chunks, add_sums, pass_sums
-from jgmm._fit import (
-    ON_COLLAPSE,
-    Settings,
-    batched_starts,
-    best_of,
-    collapse_references,
-    default_chunk_size,
-    em_step,
-    fit_result,
-    initial_state,
-    report_progress,
-    rows_within,
-)
-from jgmm._init import INIT_SAMPLE, check_init
-from jgmm._params import FitResult, GMMParams, shift_means
-from jgmm._validation import (
+from jgmm._drivers.fit import batched_starts
+from jgmm._engine.init import INIT_SAMPLE, check_init
+from jgmm._engine.loop import report_progress
+from jgmm._engine.passes import Chunks, add_sums, pass_sums
+from jgmm._engine.planning import default_chunk_size, rows_within
+from jgmm._engine.step import ON_COLLAPSE, Settings, best_of, collapse_references, em_step, fit_result, initial_state
+from jgmm._maths.params import FitResult, GMMParams, shift_means
+from jgmm._maths.validation import (
     MISSING,
     check_choice,
     check_covariance_type,

@@ -1,16 +1,16 @@
 """``select``: model choice over K × covariance family × restarts, batched.
 
 For each family, every K and every restart run in ONE compiled program
-(``jgmm._fit.fit_grid``): models with K < K_max are padded to K_max with
+(``jgmm._engine.loop.fit_grid``): models with K < K_max are padded to K_max with
 switched-off components (weight 0, no responsibility, never revived), and the
 best restart of each K is chosen inside the program. The k-means starting
-centres do not depend on the family: one more program (``jgmm._fit.seed``)
+centres do not depend on the family: one more program (``jgmm._engine.loop.seed``)
 finds them once for all families. Cell (family, K) uses the
 key ``jax.random.fold_in(key, K)`` for every family, so its row equals
 ``jgmm.fit(jax.random.fold_in(key, K), X, K, family, n_init=n_init, ...)``.
 
 Degenerate fits (a component collapsed onto duplicated points, see
-``jgmm._fit``) are spurious maxima of the unbounded likelihood: a cell prefers
+``jgmm._engine.step``) are spurious maxima of the unbounded likelihood: a cell prefers
 its best non-degenerate restart, and ``best`` is never a degenerate cell when
 a non-degenerate one exists.
 """
@@ -27,12 +27,14 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgmm._compile import full_precision
-from jgmm._covariance import BUILT_IN, family
-from jgmm._criteria import count_parameters, information_criteria
-from jgmm._fit import check_prior, default_cells_per_batch, fit_grid, prepare, seed
-from jgmm._params import HEALTHY, GMMParams, Status
-from jgmm._prior import Prior
-from jgmm._validation import check_choice, check_covariance_type, check_n_components, check_not_traced
+from jgmm._drivers.fit import check_prior, prepare
+from jgmm._engine.loop import fit_grid, seed
+from jgmm._engine.planning import default_cells_per_batch
+from jgmm._maths.criteria import count_parameters, information_criteria
+from jgmm._maths.families import BUILT_IN, family
+from jgmm._maths.params import HEALTHY, GMMParams, Status
+from jgmm._maths.prior import Prior
+from jgmm._maths.validation import check_choice, check_covariance_type, check_n_components, check_not_traced
 
 CRITERIA = ("bic", "aic")
 

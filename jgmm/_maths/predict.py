@@ -8,11 +8,11 @@ from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 
 from jgmm._compile import jit
-from jgmm._covariance import family
-from jgmm._em import weighted_log_prob
-from jgmm._missing import observed_log_prob
-from jgmm._params import GMMParams
-from jgmm._validation import check_array, check_int, check_key, check_param_values, check_params
+from jgmm._maths.em import weighted_log_prob
+from jgmm._maths.families import family
+from jgmm._maths.missing import observed_log_prob
+from jgmm._maths.params import GMMParams
+from jgmm._maths.validation import check_array, check_int, check_key, check_param_values, check_params
 
 
 def _weighted_log_prob(params: GMMParams, X, missing: bool):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jgmm._validation import is_tracer
+from jgmm._maths.validation import is_tracer
 
 MAX_BUCKETED_ROWS = 1 << 16
 

@@ -9,7 +9,7 @@ where ŝ(B; θ) is the E-step's statistics of batch B divided by its weight.
 With step sizes η_t = (t + 2)^(-α), α in (0.5, 1] (Liang & Klein 2009),
 Σ η_t = ∞ and Σ η_t² < ∞, and the parameters converge to a stationary point
 of the expected log-likelihood. See docs/derivation.md. With missing values
-the batch statistics are the conditional ones of ``jgmm._missing``: stepwise
+the batch statistics are the conditional ones of ``jgmm._maths.missing``: stepwise
 EM on the observed-data likelihood.
 """
 
@@ -22,11 +22,12 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jgmm._compile import jit
-from jgmm._covariance import family
-from jgmm._em import Chunks, SuffStats, params_and_singular, pass_sums
-from jgmm._fit import default_chunk_size
-from jgmm._params import GMMParams, shift_means
-from jgmm._validation import check_array, check_param_values, check_params, check_sample_weight, is_tracer
+from jgmm._engine.passes import Chunks, pass_sums
+from jgmm._engine.planning import default_chunk_size
+from jgmm._maths.em import SuffStats, params_and_singular
+from jgmm._maths.families import family
+from jgmm._maths.params import GMMParams, shift_means
+from jgmm._maths.validation import check_array, check_param_values, check_params, check_sample_weight, is_tracer
 
 STEP_DECAY = 0.6  # α of the default step sizes (t + 2)^(-α)
 

@@ -20,19 +20,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgmm._compile import full_precision
-from jgmm._fit import fit
-from jgmm._params import HEALTHY, GMMParams
-from jgmm._prior import Prior
-from jgmm._validation import (
-    check_array,
-    check_choice,
-    check_int,
-    check_key,
-    check_not_traced,
-    check_param_values,
-    check_params,
-    check_sample_weight,
-)
+from jgmm._drivers.fit import check_prior, check_starts, prepare
+from jgmm._engine.loop import fit_grid
+from jgmm._maths.families import family
+from jgmm._maths.params import HEALTHY, GMMParams
+from jgmm._maths.prior import Prior, default_prior
+from jgmm._maths.validation import check_choice, check_int, check_not_traced, check_param_values, check_params
 
 METHODS = ("nonparametric", "weighted")
 
@@ -104,21 +97,28 @@ def bootstrap(
       Bootstrap.
     """
     check_not_traced("bootstrap", key, X, params, tol, reg_covar, sample_weight, prior)
-    key = check_key(key)
-    X = check_array(X, missing=missing)
-    N, D = X.shape
-    params = check_param_values(check_params(params, n_features=D))
     n_boot = check_int(n_boot, "n_boot", 2)
     method = check_choice(method, "method", METHODS)
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}.")
-    w = check_sample_weight(sample_weight, N, X.dtype)
-    weights = _resample_weights(key, w, n_boot, method)
-    K, ct = params.n_components, params.covariance_type
-    refit = lambda wb: fit(
-        key, X, K, ct, init=params, max_iter=max_iter, tol=tol, reg_covar=reg_covar, sample_weight=wb, prior=prior,
-        missing=missing, on_collapse=on_collapse,
-    )
+    p = prepare(key, X, sample_weight, 1, max_iter, tol, reg_covar, 0, None, on_collapse, missing)
+    D = p.X.shape[1]
+    params = check_param_values(check_params(params, n_features=D))
+    K, ct = params.n_components, family(params.covariance_type).name
+    start = check_starts(params, 1, K, D, ct, p.X.dtype)
+    prior, per_k = check_prior(prior, p.X, ct, p.w)
+    config = p.grid_config(K, ct, "params", fold_in_k=False, cells_per_batch=1, prior_per_k=per_k)
+    # Resampled weights of the N rows given; the rows padding them to a bucket keep weight 0.
+    weights = _resample_weights(p.key, p.w[: p.N], n_boot, method)
+    weights = jnp.pad(weights, ((0, 0), (0, p.X.shape[0] - p.N)))
+
+    def refit(wb):
+        # "default" is the default prior of each replicate's data, as a refit with it would take.
+        replicate_prior = default_prior(p.X, 1, ct, sample_weight=wb) if per_k else prior
+        best, _ = fit_grid(p.key, np.array([K], np.int32), p.X, wb, p.tol, p.reg_covar, start, None, replicate_prior,
+                           config=config)
+        return jax.tree.map(lambda a: a[0], best)
+
     results = jax.vmap(refit)(weights)
     healthy = np.isin(np.asarray(results.status), HEALTHY)
     values = {name: np.asarray(getattr(results.params, name))[healthy] for name in ("weights", "means", "covariances")}

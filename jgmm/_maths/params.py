@@ -9,7 +9,7 @@ from typing import NamedTuple
 import jax
 
 from jgmm._compile import full_precision
-from jgmm._covariance import family
+from jgmm._maths.families import family
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Status(enum.IntEnum):
       while a fit is still running).
     NONFINITE: an iteration produced NaN or inf; the last finite parameters
       are kept.
-    DEGENERATE: a component collapsed (see ``jgmm._fit`` for the rule); the fit
+    DEGENERATE: a component collapsed (see ``jgmm._engine.step`` for the rule); the fit
       stopped there.
     """
 

@@ -4,7 +4,7 @@ Every method produces responsibilities (N, K), and the M-step of those
 (``params_from_stats`` of their statistics) gives the parameters, as
 scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
 (``kmeans_centers``); those do not depend on the covariance family, so
-``jgmm.select`` computes them once for all families (``jgmm._fit.seed``).
+``jgmm.select`` computes them once for all families (``jgmm._engine.loop.seed``).
 
   "kmeans"            greedy k-means++ seeding (D² sampling, best of
                       ``N_TRIALS`` candidates per centre) then ``N_LLOYD`` Lloyd
@@ -28,10 +28,11 @@ import jax
 import jax.numpy as jnp
 
 from jgmm._compile import jit
-from jgmm._em import Chunks, PassSums, accumulate, chunk_stats, params_and_singular
-from jgmm._missing import observed_mean
-from jgmm._params import GMMParams, shift_means
-from jgmm._validation import check_choice
+from jgmm._engine.passes import Chunks, PassSums, accumulate
+from jgmm._maths.em import chunk_stats, params_and_singular
+from jgmm._maths.missing import observed_mean
+from jgmm._maths.params import GMMParams, shift_means
+from jgmm._maths.validation import check_choice
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 KMEANS_INITS = ("kmeans", "k-means++")
@@ -197,7 +198,7 @@ class Seeding(NamedTuple):
 
 def seed_program(key, n_active, X, w, *, seeding: Seeding):
     """What every family's grid program for these data and members starts
-    from; compiled on its own (``jgmm._fit.seed``), ``jgmm.select`` runs it once
+    from; compiled on its own (``jgmm._engine.loop.seed``), ``jgmm.select`` runs it once
     for all families.
 
     Returns ``seeds``:

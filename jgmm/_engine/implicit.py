@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgmm._compile import jit
-from jgmm._validation import is_tracer
+from jgmm._maths.validation import is_tracer
 
 GMRES_RESTART = 30
 GMRES_MAXITER = 10  # restarts: up to 300 products with ∂T/∂θ

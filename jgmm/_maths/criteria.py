@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jgmm._covariance import family
-from jgmm._params import GMMParams
-from jgmm._predict import _log_prob, checked_data
-from jgmm._validation import check_params
+from jgmm._maths.families import family
+from jgmm._maths.params import GMMParams
+from jgmm._maths.predict import _log_prob, checked_data
+from jgmm._maths.validation import check_params
 
 
 def count_parameters(covariance_type: str, K: int, D: int) -> int:
