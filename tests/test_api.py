@@ -31,3 +31,20 @@ def test_kmeans_is_the_name_of_seeding_with_lloyd_steps_and_the_old_spelling_wor
     np.testing.assert_array_equal(new.params.means, default.params.means)
     with pytest.raises(ValueError, match="'init' parameter must be a str among .*'kmeans'"):
         jgmm.fit(jax.random.key(0), X, 3, init="kmeans+")
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    import ast
+    from pathlib import Path
+
+    order = ["_compile", "_maths", "_engine", "_drivers", "_adapters"]
+    package = Path(jgmm.__file__).parent
+    upward = []
+    for layer in order[1:]:
+        for path in sorted((package / layer).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jgmm."):
+                    target = node.module.split(".")[1]
+                    if target in order and order.index(target) > order.index(layer):
+                        upward.append(f"{layer}/{path.name} imports {node.module}")
+    assert not upward, upward
