@@ -25,7 +25,7 @@ from jgmm._engine.loop import fit_grid
 from jgmm._maths.families import family
 from jgmm._maths.params import HEALTHY, GMMParams
 from jgmm._maths.prior import Prior, default_prior
-from jgmm._maths.validation import check_choice, check_int, check_not_traced, check_param_values, check_params
+from jgmm._maths.validation import check_choice, check_int, check_not_traced, check_params
 
 METHODS = ("nonparametric", "weighted")
 
@@ -103,9 +103,8 @@ def bootstrap(
         raise ValueError(f"level must be in (0, 1), got {level}.")
     p = prepare(key, X, sample_weight, 1, max_iter, tol, reg_covar, 0, None, on_collapse, missing)
     D = p.X.shape[1]
-    params = check_param_values(check_params(params, n_features=D))
-    K, ct = params.n_components, family(params.covariance_type).name
-    start = check_starts(params, 1, K, D, ct, p.X.dtype)
+    K, ct = check_params(params, n_features=D).n_components, family(params.covariance_type).name
+    start = check_starts(params, 1, K, D, ct, p.X.dtype)  # its values checked there
     prior, per_k = check_prior(prior, p.X, ct, p.w)
     config = p.grid_config(K, ct, "params", fold_in_k=False, cells_per_batch=1, prior_per_k=per_k)
     # Resampled weights of the N rows given; the rows padding them to a bucket keep weight 0.

@@ -207,8 +207,6 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
 # ``seed_program``, the family-independent start of ``fit_grid``, which
 # ``jgmm.select`` shares between families; ``fit_grid`` runs ``_grid_program``.
 seed = jit(seed_program, static_argnames="seeding")
-
-
 fit_grid = jit(_grid_program, static_argnames="config")
 
 

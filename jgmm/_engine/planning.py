@@ -9,14 +9,8 @@ from jgmm._maths.validation import check_int
 
 
 WORK_BYTES = 4 << 20  # CPU: a chunk's work stays in cache (docs/design.md)
-
-
 ACCELERATOR_WORK_BYTES = 32 << 20  # GPU/TPU: fewer, wider steps of the scan
-
-
 CELLS_PER_BATCH_CPU = 2
-
-
 MIN_CHUNK = 1024
 
 

@@ -32,10 +32,6 @@ batch:
   collapsed component at the sample the mixture explains worst, with the
   data's covariance, and goes on, DEGENERATE only once ``MAX_RESEEDS``
   re-seeds are spent.
-
-The data are centred (at their weighted mean) inside the program and the
-means shifted back at the end: the likelihood is translation invariant, and
-float32 statistics stay accurate on data far from the origin.
 """
 
 from __future__ import annotations
@@ -54,14 +50,8 @@ from jgmm._maths.prior import Prior, map_params_and_singular
 
 
 COLLAPSE_FACTOR = 10.0
-
-
 DATA_SCALE_FACTOR = 1e3
-
-
 MAX_RESEEDS = 10
-
-
 ON_COLLAPSE = ("freeze", "reseed")
 
 
@@ -120,9 +110,10 @@ def collapsed_components(params: GMMParams, reg_covar, data_cov: jax.Array) -> j
       reg_covar: the regularisation the parameters were fitted with.
       data_cov: (D, D) covariance of the data.
     """
-    variances, data_var = family(params.covariance_type).variances(params.prec_chol, data_cov)
+    f = family(params.covariance_type)
+    variances, data_var = f.variances(params.prec_chol, data_cov)
     rounding = jnp.finfo(params.means.dtype).eps * jnp.sum(params.means**2, axis=-1)
-    if variances.shape[0] != rounding.shape[0]:  # one covariance, pooled over the components
+    if f.shared:  # one covariance, pooled over the components
         rounding = jnp.max(rounding, keepdims=True)
     floor = COLLAPSE_FACTOR * (reg_covar + rounding)[:, None]
     return jnp.any((variances <= floor) & (data_var >= DATA_SCALE_FACTOR * floor), axis=-1)

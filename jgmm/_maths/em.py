@@ -117,20 +117,19 @@ def suff_stats(
     Returns:
       SuffStats.
     """
-    N, D = _check_resp_and_data(resp, X)
+    return _checked_stats(resp, X, sample_weight, covariance_type, shift)
+
+
+def _checked_stats(resp, X, sample_weight, covariance_type: str, shift=None) -> SuffStats:
+    """``suff_stats``' checks and statistics, for it and ``m_step``."""
+    N, D = check_shape(X).shape
+    check_shape(resp, "resp", n_samples=(N, "X"))
     w = _weights_or_ones(check_weight_shape(sample_weight, N), X)
     if shift is None:
         shift = (w @ X) / jnp.sum(w)
     elif jnp.shape(shift) != (D,):
         raise ValueError(f"shift must have shape ({D},), one centre per feature of X; got {jnp.shape(shift)}.")
     return stats_about(resp * w[:, None], X, shift, check_covariance_type(covariance_type))
-
-
-def _check_resp_and_data(resp, X) -> tuple[int, int]:
-    """(N, D) of 2-D X, with resp (N, K)."""
-    N, D = check_shape(X).shape
-    check_shape(resp, "resp", n_samples=(N, "X"))
-    return N, D
 
 
 def stats_about(resp_w, X, shift, covariance_type: str) -> SuffStats:
@@ -205,9 +204,7 @@ def m_step(
     Returns:
       GMMParams, ``params_from_stats(suff_stats(resp, X, sample_weight))``.
     """
-    N, _ = _check_resp_and_data(resp, X)
-    w = _weights_or_ones(check_weight_shape(sample_weight, N), X)
-    stats = stats_about(resp * w[:, None], X, (w @ X) / jnp.sum(w), check_covariance_type(covariance_type))
+    stats = _checked_stats(resp, X, sample_weight, covariance_type)
     return params_and_singular(stats, covariance_type, reg_covar)[0]
 
 
