@@ -10,7 +10,7 @@ from jgmm._drivers.online import OnlineState, online_init, online_step
 from jgmm._drivers.select import Selection, Table, select
 from jgmm._drivers.stream import fit_stream
 from jgmm._engine.shard import shard
-from jgmm._maths.criteria import aic, bic, n_parameters
+from jgmm._maths.criteria import aic, bic, icl, n_parameters
 from jgmm._maths.em import SuffStats, e_step, m_step, params_from_stats, suff_stats
 from jgmm._maths.families import Family, family, family_names, register_family
 from jgmm._maths.params import FitResult, GMMParams, Status
@@ -41,6 +41,7 @@ __all__ = [
     "fit",
     "fit_gradient",
     "fit_stream",
+    "icl",
     "load",
     "load_faithful",
     "log_prob",

@@ -18,7 +18,7 @@ import numpy as np
 
 from jgmm._adapters.data_files import DataError, read_data
 from jgmm._adapters.model_files import atomic_write, check_directory
-from jgmm._maths.families import BUILT_IN, accepted_names, canonical_name, family
+from jgmm._maths.families import SCIKIT_LEARN, accepted_names, canonical_name, family, family_names
 from jgmm._maths.validation import MISSING
 
 PROGRESS_EVERY = 10
@@ -44,6 +44,7 @@ def format_mixture(params, X, status=None, n_iter=None, missing="error") -> str:
     lines += [
         f"mean log-likelihood: {log_likelihood:.6f}   total: {log_likelihood * N:.4f}",
         f"BIC: {float(jgmm.bic(params, X, missing)):.4f}   AIC: {float(jgmm.aic(params, X, missing)):.4f}   "
+        f"ICL: {float(jgmm.icl(params, X, missing)):.4f}   "
         f"parameters: {jgmm.n_parameters(params)}",
     ]
     with np.printoptions(precision=4, suppress=True):
@@ -73,11 +74,15 @@ def _k_range(text: str) -> range:
 
 
 def _families(text: str) -> tuple:
+    """'full,VEV' -> the canonical names; 'all' -> every registered family."""
+    if text.strip() == "all":
+        return family_names()
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in accepted_names()]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown covariance type(s) {', '.join(unknown) or '(none)'}; choose from {','.join(accepted_names())}"
+            f"unknown covariance type(s) {', '.join(unknown) or '(none)'}; choose from {','.join(accepted_names())} "
+            "or all"
         )
     return tuple(dict.fromkeys(map(canonical_name, names)))
 
@@ -254,10 +259,11 @@ def _add_common(parser, seed=True):
 def _add_selection(parser, k_default: str):
     parser.add_argument("--k", type=_k_range, default=_k_range(k_default),
                         help=f"number of components, K or LOW:HIGH (default {k_default})")
-    parser.add_argument("--covariance-type", type=_families, default=tuple(f.name for f in BUILT_IN),
-                        help="comma-separated families to try (default full,tied,diag,spherical)")
+    parser.add_argument("--covariance-type", type=_families, default=tuple(f.name for f in SCIKIT_LEARN),
+                        help="comma-separated families to try, such as EVE,VVE, or all (mclust's 14); "
+                             "default full,tied,diag,spherical")
     parser.add_argument("--n-init", type=int, default=5, help="restarts per (family, K), run batched (default 5)")
-    parser.add_argument("--criterion", choices=("bic", "aic"), default="bic", help="model choice (default bic)")
+    parser.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="model choice (default bic)")
     parser.add_argument("--max-iter", type=int, default=100, help="EM iterations at most (default 100)")
     parser.add_argument("--tol", type=float, default=1e-3, help="convergence tolerance (default 1e-3)")
     parser.add_argument("--reg-covar", type=float, default=1e-6, help="added to covariance diagonals (default 1e-6)")

@@ -29,7 +29,8 @@ def main():
     stats = jgmm.suff_stats(resp, X, covariance_type="full")
     jgmm.params_from_stats(stats, "full")
     jgmm.m_step(resp, X, "diag")
-    for score in (jgmm.log_prob, jgmm.predict, jgmm.predict_proba, jgmm.bic, jgmm.aic):
+    jgmm.m_step(resp, X, "EVE")  # an M-step with inner iterations
+    for score in (jgmm.log_prob, jgmm.predict, jgmm.predict_proba, jgmm.bic, jgmm.aic, jgmm.icl):
         score(params, X)
     jgmm.sample(key, params, 5)
     jgmm.online_step(jgmm.online_init(params), X)

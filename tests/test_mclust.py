@@ -1,8 +1,19 @@
 """Parity with R's mclust: the M-step from given responsibilities (mstep) and
 EM from them (me), against values mclust 6.0.0 computed
 (tests/fixtures/mclust_reference.R wrote tests/fixtures/mclust_reference.json;
-the suite does not need R). Every registered family that has one of
-mclust's three-letter names is compared."""
+the suite does not need R). All 14 of mclust's models are compared.
+
+Where mclust iterates inside its M-step (VEI, VEE, VEV, EVE, VVE) it stops
+at a relative change of √ε; from the same responsibilities jgmm runs the same
+iterations from the same start, so the M-steps agree to rounding. Its EM
+stops those inner iterations at √ε too, which leaves its fixed point ~1e-5
+from the exact one: there jgmm's EM, whose inner iterations resume where the
+previous M-step stopped, reaches a log-likelihood at least as high.
+
+VVE is the exception: mclust 6.0.0 majorises the orientation's objective
+with the shapes A_k alone, leaving out the volumes λ_k, which is another
+function when the volumes differ (docs/derivation.md §16). jgmm's M-step
+reaches a lower objective and its EM a higher log-likelihood."""
 
 import json
 from pathlib import Path
@@ -14,7 +25,9 @@ import pytest
 import jgmm
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mclust_reference.json").read_text())
-MODELS = [name for name in REFERENCE if name in jgmm._maths.families.accepted_names()]
+MODELS = [name for name in REFERENCE if len(name) == 3 and name.isupper()]
+INNER_ITERATIONS = {"VEI", "VEE", "VEV", "EVE", "VVE"}
+EXACT = [m for m in MODELS if m != "VVE"]
 
 
 def array(entry):
@@ -31,13 +44,24 @@ def ours(params):
     return tuple(np.asarray(a) for a in (params.weights, params.means, params.dense_covariances))
 
 
-def test_the_fixture_covers_mclusts_models_and_the_registered_ones():
+def objective(covariances, X, z):
+    """Σ_k N_k log |Σ_k| + tr(W_k Σ_k⁻¹), what the covariance M-step minimises."""
+    nk = z.sum(0)
+    means = z.T @ X / nk[:, None]
+    total = 0.0
+    for k, S in enumerate(covariances):
+        W = (z[:, k, None] * (X - means[k])).T @ (X - means[k])
+        total += nk[k] * np.linalg.slogdet(S)[1] + np.trace(np.linalg.solve(S, W))
+    return total
+
+
+def test_the_fixture_covers_mclusts_models_and_every_one_is_registered():
     assert REFERENCE["mclust"] == "6.0.0"
-    assert len([name for name in REFERENCE if len(name) == 3 and name.isupper()]) == 14
-    assert {"VVV", "EEE", "VVI", "VII"} <= set(MODELS)
+    assert len(MODELS) == 14
+    assert {jgmm.family(m).name for m in MODELS} == set(jgmm.family_names())
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", EXACT)
 def test_m_step_from_given_responsibilities_equals_mclusts(x64, model):
     X, z = array(REFERENCE["X"]), array(REFERENCE["z"])
     params = jgmm.m_step(z, X, model, reg_covar=0.0)
@@ -45,18 +69,44 @@ def test_m_step_from_given_responsibilities_equals_mclusts(x64, model):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-10)
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_em_from_given_responsibilities_reaches_mclusts_fit(x64, model):
+def test_vve_m_step_reaches_a_lower_objective_than_mclusts(x64):
     X, z = array(REFERENCE["X"]), array(REFERENCE["z"])
-    start = jgmm.m_step(z, X, model, reg_covar=0.0)
-    result = jgmm.fit(jax.random.key(0), X, start.n_components, model, init=start, tol=1e-14, max_iter=5000,
-                      reg_covar=0.0)
+    params = jgmm.m_step(z, X, "VVE", reg_covar=0.0)
+    weights, means, covariances = mclust_parameters(REFERENCE["VVE"]["mstep"])
+    np.testing.assert_allclose(ours(params)[0], weights, rtol=1e-12)
+    np.testing.assert_allclose(ours(params)[1], means, rtol=1e-12)
+    assert objective(ours(params)[2], X, z) < objective(covariances, X, z) - 1e-3
+
+
+@pytest.fixture(scope="module")
+def em_fits():
+    with jax.enable_x64(True):
+        X, z = array(REFERENCE["X"]), array(REFERENCE["z"])
+        fits = {}
+        for model in MODELS:
+            start = jgmm.m_step(z, X, model, reg_covar=0.0)
+            result = jgmm.fit(jax.random.key(0), X, 3, model, init=start, tol=1e-14, max_iter=5000, reg_covar=0.0)
+            fits[model] = result, float(-jgmm.icl(result.params, X))
+        return X, fits
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_em_from_given_responsibilities_reaches_mclusts_fit(x64, em_fits, model):
+    X, fits = em_fits
+    result, icl = fits[model]
     expected = REFERENCE[model]["me"]
     assert jgmm.Status(int(result.status)) == jgmm.Status.CONVERGED
     N = X.shape[0]
-    np.testing.assert_allclose(float(result.log_likelihood) * N, expected["loglik"], rtol=1e-12)
+    log_l = float(result.log_likelihood) * N
     assert jgmm.n_parameters(result.params) == expected["n_parameters"]
-    np.testing.assert_allclose(-float(jgmm.bic(result.params, X)), expected["bic"], rtol=1e-12)
+    if model == "VVE":  # a higher maximum than mclust's (module doc)
+        assert log_l > expected["loglik"] + 1e-3
+        return
+    assert log_l >= expected["loglik"] - 1e-12 * abs(expected["loglik"])
+    np.testing.assert_allclose(log_l, expected["loglik"], rtol=1e-10)
+    np.testing.assert_allclose(-float(jgmm.bic(result.params, X)), expected["bic"], rtol=1e-10)
     # Both stopped at |ΔL| ~ 1e-15 relative; parameters move ~sqrt of that per iteration there.
+    tolerance = 1e-4 if model in INNER_ITERATIONS else 1e-6
+    np.testing.assert_allclose(icl, expected["icl"], rtol=tolerance * 1e-4)
     for a, b in zip(ours(result.params), mclust_parameters(expected)):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)

@@ -74,7 +74,7 @@ def test_padded_fit_equals_unpadded_fit_from_the_same_start(x64, covariance_type
     )
     unpadded = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, max_iter=25, tol=0.0)
     config = GridConfig(Seeding(K_max, "params", 1), covariance_type, max_iter=25, chunk_size=64)
-    best, _ = fit_grid(
+    best, _, _ = fit_grid(
         jax.random.key(0), np.array([3]), X, jnp.ones(250), jnp.asarray(0.0), jnp.asarray(1e-6), padded, config=config
     )
     np.testing.assert_allclose(best.params.weights[0, 3:], 0.0, atol=0)  # never revived
@@ -184,7 +184,7 @@ def test_plot_draws_one_line_per_family_and_marks_the_best():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(criterion="hqc"), "'criterion' parameter must be a str among \\{'aic', 'bic'\\}"),
+        (dict(criterion="hqc"), "'criterion' parameter must be a str among \\{'aic', 'bic', 'icl'\\}"),
         (dict(covariance_types=("full", "banana")), "'covariance_type' parameter must be a str among"),
         (dict(n_components=[1, 50]), "Expected n_samples >= n_components but got n_components = 50, n_samples = 20"),
         (dict(n_components=[]), "n_components must name at least one"),

@@ -2,7 +2,8 @@
 
 The file holds plain arrays only (``allow_pickle=False`` on both sides, so
 loading never runs code from the file): ``format`` ("jgmm.GMMParams"),
-``version``, ``covariance_type``, ``weights``, ``means``, ``prec_chol``.
+``version``, ``covariance_type``, ``weights``, ``means``, ``prec_chol``;
+the covariances must be of the family's form (``Family.projected``).
 Arrays keep their dtype, so a save/load round trip is exact. Writes go to a
 temporary file in the same folder, renamed into place: an interrupted save
 never leaves a half-written model.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jgmm._compile import jit
 from jgmm._maths.families import family, family_names
 from jgmm._maths.params import GMMParams
 from jgmm._maths.validation import check_param_values, check_params
@@ -24,6 +26,10 @@ from jgmm._maths.validation import check_param_values, check_params
 FORMAT = "jgmm.GMMParams"
 VERSION = 1
 _FIELDS = ("weights", "means", "prec_chol")
+# A file's covariances must equal their projection on the family (its
+# M-step on them) to this relative tolerance: float32 rounding passes, a
+# model of another family does not.
+IN_FAMILY_RTOL = 1e-4
 
 
 def check_directory(path) -> Path:
@@ -126,9 +132,20 @@ def _read(path: Path) -> GMMParams:
         if not np.issubdtype(a.dtype, np.floating):
             raise _Invalid(f"{name} has dtype {a.dtype}, expected floating point")
     try:
-        return check_param_values(check_params(GMMParams(**arrays, covariance_type=covariance_type)))
+        params = check_param_values(check_params(GMMParams(**arrays, covariance_type=covariance_type)))
     except ValueError as err:
         raise _Invalid(str(err).rstrip(".")) from None
+    dense, projected = (np.asarray(a) for a in _in_family(params))
+    if not np.allclose(projected, dense, rtol=IN_FAMILY_RTOL, atol=IN_FAMILY_RTOL * np.abs(dense).max()):
+        raise _Invalid(f"its covariances are not of the {covariance_type!r} family's form")
+    return params
+
+
+@jit
+def _in_family(params: GMMParams):
+    """(K, D, D) the covariances of ``params`` and their projection on the family."""
+    f, K, D = family(params.covariance_type), params.n_components, params.n_features
+    return f.dense_covariances(params.prec_chol, K, D), f.projected(params.prec_chol, K, D)
 
 
 def _text(a: np.ndarray) -> str:

@@ -212,7 +212,7 @@ def fit(
     config = p.grid_config(K, covariance_type, init, fold_in_k=False, cells_per_batch=1, prior_per_k=prior_per_k)
 
     def solve(key, X, w, tol, reg_covar, init_params, prior):
-        best, _ = fit_grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior, config=config)
+        best, _, _ = fit_grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior, config=config)
         return jax.tree.map(lambda a: a[0], best)
 
     update = em_map_for(config.chunk_size, p.mesh, prior_per_k, p.missing)

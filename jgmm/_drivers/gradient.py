@@ -26,7 +26,7 @@ from jgmm._engine.loop import em_map_for
 from jgmm._engine.planning import default_chunk_size
 from jgmm._engine.step import best_of
 from jgmm._maths.em import weighted_log_prob
-from jgmm._maths.families import family
+from jgmm._maths.families import family, family_names
 from jgmm._maths.params import FitResult, GMMParams, Status, shift_means
 from jgmm._maths.validation import check_covariance_type, check_em_arguments, check_n_components
 
@@ -140,6 +140,12 @@ def fit_gradient(
     )
     K = check_n_components(n_components, X.shape[0])
     covariance_type = check_covariance_type(covariance_type)
+    if family(covariance_type).to_unconstrained is None:
+        fitted = ", ".join(repr(name) for name in family_names() if family(name).to_unconstrained is not None)
+        raise ValueError(
+            f"fit_gradient cannot fit covariance_type={covariance_type!r}: the family has no unconstrained "
+            f"parametrisation. Fit it by EM (jgmm.fit), or choose one of {fitted}."
+        )
     starts = batched_starts(key, X, w, init, n_init, K, covariance_type, reg_covar)
     optimizer = DEFAULT_OPTIMIZER if optimizer is None else optimizer
 

@@ -76,12 +76,13 @@ def default_step_size(n_steps, decay: float = STEP_DECAY):
 def _online_step(state, X, w, step_size, reg_covar, *, chunk_size, missing):
     shift = state.stats.shift
     params = state.params
-    total, batch, _ = pass_sums(shift_means(params, -shift), Chunks(X, w, shift, chunk_size, missing=missing))
+    sums = pass_sums(shift_means(params, -shift), Chunks(X, w, shift, chunk_size, missing=missing))
+    total, batch = sums.total, sums.stats
     weight = jnp.sum(w)
     eta = jnp.asarray(default_step_size(state.n_steps) if step_size is None else step_size, X.dtype)
     stats = jax.tree.map(lambda s, b: (1 - eta) * s + eta * b / weight, state.stats[:3], batch[:3])
     stats = SuffStats(*stats, shift)
-    new = params_and_singular(stats, params.covariance_type, reg_covar)[0]
+    new = params_and_singular(stats, params.covariance_type, reg_covar, params)[0]
     return OnlineState(new, stats, state.n_steps + 1, total / weight)
 
 

@@ -9,6 +9,11 @@ finds them once for all families. Cell (family, K) uses the
 key ``jax.random.fold_in(key, K)`` for every family, so its row equals
 ``jgmm.fit(jax.random.fold_in(key, K), X, K, family, n_init=n_init, ...)``.
 
+``covariance_types="all"`` fits every registered family (mclust's 14). With
+one feature they reduce to two models, equal or variable variance
+(``Family.one_feature``): each is fitted once, under the first name asked for,
+and a warning says which names it stands for.
+
 Degenerate fits (a component collapsed onto duplicated points, see
 ``jgmm._engine.step``) are spurious maxima of the unbounded likelihood: a cell prefers
 its best non-degenerate restart, and ``best`` is never a degenerate cell when
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import warnings
 from collections.abc import Iterable
 
 import jax
@@ -30,13 +36,13 @@ from jgmm._compile import full_precision
 from jgmm._drivers.fit import check_prior, prepare
 from jgmm._engine.loop import fit_grid, seed
 from jgmm._engine.planning import default_cells_per_batch
-from jgmm._maths.criteria import count_parameters, information_criteria
-from jgmm._maths.families import BUILT_IN, family
+from jgmm._maths.criteria import count_parameters, icl_from_bic, information_criteria
+from jgmm._maths.families import SCIKIT_LEARN, family, family_names
 from jgmm._maths.params import HEALTHY, GMMParams, Status
 from jgmm._maths.prior import Prior
 from jgmm._maths.validation import check_choice, check_covariance_type, check_n_components, check_not_traced
 
-CRITERIA = ("bic", "aic")
+CRITERIA = ("bic", "aic", "icl")
 
 
 class Table:
@@ -81,13 +87,15 @@ class Selection:
 
     Attributes:
       table: one row per (covariance_type, K): total_log_likelihood, bic, aic,
-        mclust_bic (2·logL - p·log N, larger is better, as R's mclust
-        reports), n_parameters, n_iter, converged, status, and
-        degenerate_restarts (restarts of the cell that collapsed).
+        icl (``jgmm.icl``: bic - 2 Σ_n log max_k γ(z_nk)), mclust_bic and
+        mclust_icl (the same with the opposite sign, larger is better, as
+        R's mclust reports: 2·logL - p·log N and that + 2 Σ_n log max_k γ),
+        n_parameters, n_iter, converged, status, and degenerate_restarts
+        (restarts of the cell that collapsed).
       best: (covariance_type, n_components) of the best healthy cell by
-        ``criterion`` (lowest bic or aic).
+        ``criterion`` (lowest bic, aic or icl).
       best_params: its GMMParams, unpadded.
-      criterion: "bic" or "aic".
+      criterion: "bic", "aic" or "icl".
       results: family -> FitResult of the best restart per K (leading axis
         over ``n_components``; parameters padded to K_max).
     """
@@ -174,7 +182,7 @@ def select(
     key: jax.Array,
     X: ArrayLike,
     n_components: int | Iterable[int] = range(1, 10),
-    covariance_types: str | Iterable[str] = tuple(f.name for f in BUILT_IN),
+    covariance_types: str | Iterable[str] = tuple(f.name for f in SCIKIT_LEARN),
     *,
     n_init: int = 5,
     criterion: str = "bic",
@@ -188,7 +196,7 @@ def select(
     prior: Prior | str | None = None,
     missing: str = "error",
 ) -> Selection:
-    """Fit every (covariance family, K) and choose a model by BIC or AIC.
+    """Fit every (covariance family, K) and choose a model by BIC, AIC or ICL.
 
     One compiled program per family fits all K and all restarts at once.
 
@@ -196,9 +204,10 @@ def select(
       key: a ``jax.random`` key; cell (family, K) uses ``fold_in(key, K)``.
       X: (N, D) samples.
       n_components: the K values to try (an int or an iterable of ints).
-      covariance_types: the families to try.
+      covariance_types: the families to try (names or aliases), or "all":
+        every registered family (mclust's 14). Default: scikit-learn's four.
       n_init: restarts per (family, K), k-means++ initialised.
-      criterion: "bic" or "aic"; lower is better.
+      criterion: "bic", "aic" or "icl"; lower is better.
       max_iter, tol, reg_covar, sample_weight, progress, chunk_size,
         on_collapse, missing: as in ``jgmm.fit``.
       prior: None, "default" (mclust's conjugate prior for each family and
@@ -212,11 +221,7 @@ def select(
     check_not_traced("select", key, X, tol, reg_covar, sample_weight, prior)
     p = prepare(key, X, sample_weight, n_init, max_iter, tol, reg_covar, progress, chunk_size, on_collapse, missing)
     Ks = _check_components(n_components, p.N)
-    if isinstance(covariance_types, str):
-        covariance_types = (covariance_types,)
-    families = tuple(dict.fromkeys(check_covariance_type(c) for c in covariance_types))
-    if not families:
-        raise ValueError("covariance_types must name at least one covariance family.")
+    families = _check_families(covariance_types, p.X.shape[1])
     criterion = check_choice(criterion, "criterion", CRITERIA)
     total_weight = float(jnp.sum(p.w))  # summed where w lies (it may span processes)
     if prior is not None and not isinstance(prior, str) and len(families) > 1:
@@ -233,23 +238,47 @@ def select(
         priors[name], per_k = check_prior(prior, p.X, name, p.w)
         configs[name] = p.grid_config(
             Ks[-1], name, "kmeans", fold_in_k=True, cells_per_batch=default_cells_per_batch(len(Ks)), prior_per_k=per_k
-        )
+        )._replace(assigned=True)
     n_active = np.asarray(Ks, np.int32)
     seeds = seed(p.key, n_active, p.X, p.w, seeding=configs[families[0]].seeding)
-    results, statuses = {}, {}
+    results, statuses, assigned = {}, {}, {}
     for name in families:
-        results[name], statuses[name] = fit_grid(
+        results[name], statuses[name], assigned[name] = fit_grid(
             p.key, n_active, p.X, p.w, p.tol, p.reg_covar, None, seeds, priors[name], config=configs[name]
         )
         # Not read back yet: the next family compiles while this one runs.
     results = {family: jax.tree.map(np.asarray, best) for family, best in results.items()}
     statuses = {family: np.asarray(status) for family, status in statuses.items()}
+    assigned = {family: np.asarray(a) for family, a in assigned.items()}
 
-    table = _table(results, statuses, Ks, p.X.shape[1], total_weight)
+    table = _table(results, statuses, assigned, Ks, p.X.shape[1], total_weight)
     return Selection(table, _best(table, criterion), criterion, Ks, results)
 
 
-def _table(results, statuses, Ks, D, total_weight) -> Table:
+def _check_families(covariance_types, D: int) -> tuple:
+    """Canonical names, each once; "all" for every registered family. With
+    one feature (D = 1), one family per distinct model (module doc)."""
+    if isinstance(covariance_types, str):
+        covariance_types = family_names() if covariance_types == "all" else (covariance_types,)
+    families = tuple(dict.fromkeys(check_covariance_type(c) for c in covariance_types))
+    if not families:
+        raise ValueError("covariance_types must name at least one covariance family.")
+    if D > 1:
+        return families
+    models = {}
+    for name in families:
+        models.setdefault(family(name).one_feature or name, []).append(name)
+    same = {names[0]: names[1:] for names in models.values() if len(names) > 1}
+    if same:
+        said = "; ".join(f"{kept!r} for {', '.join(map(repr, others))}" for kept, others in same.items())
+        warnings.warn(
+            f"With one feature these covariance families are the same model, each fitted once: {said}.",
+            stacklevel=3,
+        )
+    return tuple(names[0] for names in models.values())
+
+
+def _table(results, statuses, assigned, Ks, D, total_weight) -> Table:
     """Rows per (family, K); N in log N is Σ w_n (= N without weights)."""
     rows = []
     for name, result in results.items():
@@ -257,6 +286,7 @@ def _table(results, statuses, Ks, D, total_weight) -> Table:
             p = count_parameters(name, K, D)
             log_l = float(result.log_likelihood[m]) * total_weight
             bic, aic = information_criteria(log_l, p, total_weight)
+            icl = icl_from_bic(bic, float(assigned[name][m]))
             status = Status(int(result.status[m]))
             rows.append(
                 dict(
@@ -265,7 +295,9 @@ def _table(results, statuses, Ks, D, total_weight) -> Table:
                     total_log_likelihood=log_l,
                     bic=bic,
                     aic=aic,
+                    icl=icl,
                     mclust_bic=-bic,
+                    mclust_icl=-icl,
                     n_parameters=p,
                     n_iter=int(result.n_iter[m]),
                     converged=bool(result.converged[m]),

@@ -133,6 +133,7 @@ class GridConfig(NamedTuple):
       on_collapse: "freeze" or "reseed" (``fit``).
       mesh: the one-axis mesh X and w are split along (``jgmm._engine.shard``), or None.
       prior_per_k: divide the prior's scale by each cell's K^(2/D) (``em_loop``).
+      assigned: also return ICL's classification term of each cell's best fit.
     """
 
     seeding: Seeding
@@ -144,6 +145,7 @@ class GridConfig(NamedTuple):
     on_collapse: str = "freeze"
     mesh: Mesh | None = None
     prior_per_k: bool = False
+    assigned: bool = False
 
 
 def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, prior=None, *, config: GridConfig):
@@ -162,6 +164,8 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
     Returns:
       best: FitResult with a leading (M,) axis, the best restart of each cell.
       restart_status: (M, n_init) int32 status of every restart.
+      assigned: (M,) Σ_n w_n log max_k γ(z_nk) of each best fit (ICL's
+        term), if ``config.assigned``, else None.
     """
     n_components, init, n_init, fold_in_k, missing = config.seeding
     covariance_type, cells_per_batch = config.covariance_type, config.cells_per_batch
@@ -200,7 +204,10 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
     results = jax.lax.map(lambda xs: batch(*xs), members)
     results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
     best = jax.vmap(best_of)(results)
-    return best._replace(params=shift_means(best.params, offset)), results.status
+    assigned = None
+    if config.assigned:  # one more pass per cell
+        assigned = jax.lax.map(lambda p: pass_sums(p, chunks, assigned=True).assigned, best.params)
+    return best._replace(params=shift_means(best.params, offset)), results.status, assigned
 
 
 # The programs compiled (``jgmm._compile.jit``): ``seed`` runs

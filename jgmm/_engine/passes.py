@@ -88,12 +88,15 @@ class PassSums(NamedTuple):
       total: () Σ_n w_n log p(x_n).
       stats: SuffStats about the chunks' centre.
       worst: a ``Worst``, if the pass looked for it (re-seeding), else None.
+      assigned: () Σ_n w_n log max_k γ(z_nk), ICL's classification term, if
+        the pass summed it, else None.
       The sums of disjoint parts of the data add up by ``add_sums``.
     """
 
     total: jax.Array
     stats: SuffStats
     worst: Worst | None = None
+    assigned: jax.Array | None = None
 
 
 def _lower_first(a: Worst, b: Worst) -> Worst:
@@ -104,19 +107,23 @@ def _lower_first(a: Worst, b: Worst) -> Worst:
 def add_sums(a: PassSums, b: PassSums) -> PassSums:
     """The PassSums of the union of two disjoint parts of the data."""
     worst = None if a.worst is None else _lower_first(a.worst, b.worst)
-    return PassSums(a.total + b.total, add_stats(a.stats, b.stats), worst)
+    assigned = None if a.assigned is None else a.assigned + b.assigned
+    return PassSums(a.total + b.total, add_stats(a.stats, b.stats), worst, assigned)
 
 
-def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, worst: bool = False) -> PassSums:
+def accumulate(
+    chunk_fn, covariance_type: str, K: int, chunks: Chunks, worst: bool = False, assigned: bool = False
+) -> PassSums:
     """Scan the chunks, adding up their PassSums.
 
     ``chunk_fn(X, w, rows) -> PassSums`` of one centred chunk (see
     ``Chunks.read``), its statistics about 0 (``chunk_stats``), with a
-    ``Worst`` if ``worst``. The statistics are taken about the chunks'
-    centre, i.e. with ``shift`` 0 in centred coordinates.
+    ``Worst`` if ``worst`` and ``assigned`` if ``assigned``. The statistics
+    are taken about the chunks' centre, i.e. with ``shift`` 0 in centred
+    coordinates.
     """
     if chunks.mesh is not None:
-        return _accumulate_shards(chunk_fn, covariance_type, K, chunks, worst)
+        return _accumulate_shards(chunk_fn, covariance_type, K, chunks, worst, assigned)
     D, dtype = chunks.X.shape[-1], chunks.X.dtype
 
     def step(sums, c):
@@ -124,11 +131,12 @@ def accumulate(chunk_fn, covariance_type: str, K: int, chunks: Chunks, worst: bo
 
     zeros = chunk_stats(jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype), covariance_type)
     none_yet = Worst(jnp.asarray(jnp.inf, dtype), jnp.zeros((D,), dtype)) if worst else None
-    sums, _ = jax.lax.scan(step, PassSums(jnp.zeros((), dtype), zeros, none_yet), jnp.arange(chunks.count))
+    zero = jnp.zeros((), dtype)
+    sums, _ = jax.lax.scan(step, PassSums(zero, zeros, none_yet, zero if assigned else None), jnp.arange(chunks.count))
     return sums
 
 
-def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool) -> PassSums:
+def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool, assigned: bool) -> PassSums:
     """``accumulate`` on data split over the devices of ``chunks.mesh``.
 
     The samples are viewed as (devices, rows per device) and the scan is
@@ -142,7 +150,7 @@ def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool
 
     def local(X, w, first_row):
         shard = chunks._replace(X=X, w=w, mesh=None, first_row=first_row)
-        return accumulate(chunk_fn, covariance_type, K, shard, worst)
+        return accumulate(chunk_fn, covariance_type, K, shard, worst, assigned)
 
     sums = jax.vmap(local)(split(chunks.X), split(chunks.w), jnp.arange(n) * (N // n))
     stats = sums.stats
@@ -150,10 +158,10 @@ def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool
     found = None
     if worst:
         found = functools.reduce(_lower_first, [jax.tree.map(lambda a: a[i], sums.worst) for i in range(n)])
-    return PassSums(jnp.sum(sums.total, 0), stats, found)
+    return PassSums(jnp.sum(sums.total, 0), stats, found, None if sums.assigned is None else jnp.sum(sums.assigned, 0))
 
 
-def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False) -> PassSums:
+def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False, assigned: bool = False) -> PassSums:
     """One fused pass over chunks: E-step and sufficient statistics together.
 
     Memory stays O(chunk·K·D) instead of O(N·K·D), X is never copied, and
@@ -166,6 +174,7 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False) -> PassSum
       params: current GMMParams, in the chunks' centred coordinates.
       chunks: the data (``Chunks``).
       worst: static; also find the worst-explained sample (``Worst``).
+      assigned: static; also sum ICL's classification term.
 
     Returns:
       PassSums of the whole data under ``params``, statistics about the centre.
@@ -186,6 +195,7 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False) -> PassSum
             log_p = jnp.where(w > 0, log_norm, jnp.inf)
             n = jnp.argmin(log_p)
             found = Worst(log_p[n], X[n])
-        return PassSums(w @ log_norm, stats, found)
+        log_max = w @ jnp.log(jnp.max(resp, axis=1)) if assigned else None
+        return PassSums(w @ log_norm, stats, found, log_max)
 
-    return accumulate(chunk, params.covariance_type, params.n_components, chunks, worst)
+    return accumulate(chunk, params.covariance_type, params.n_components, chunks, worst, assigned)

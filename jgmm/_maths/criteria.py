@@ -1,4 +1,4 @@
-"""Information criteria for choosing a model: BIC and AIC (lower is better)."""
+"""Information criteria for choosing a model: BIC, AIC and ICL (lower is better)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 
 from jgmm._maths.families import family
 from jgmm._maths.params import GMMParams
-from jgmm._maths.predict import _log_prob, checked_data
+from jgmm._compile import jit
+from jgmm._maths.predict import _log_prob, _weighted_log_prob, checked_data
 from jgmm._maths.validation import check_params
 
 
@@ -46,3 +48,29 @@ def aic(params: GMMParams, X: ArrayLike, missing: str = "error") -> jax.Array:
     """() Akaike information criterion, -2 Σ_n log p(x_n) + 2p, X (N, D);
     ``missing="marginalize"``: of the observed entries (``jgmm.log_prob``)."""
     return _criteria(params, X, missing)[1]
+
+
+def icl_from_bic(bic, assigned):
+    """ICL = BIC - 2 Σ_n w_n log max_k γ(z_nk), ``assigned`` the sum."""
+    return bic - 2 * assigned
+
+
+@jit(static_argnames="missing")
+def _log_likelihood_and_assigned(params: GMMParams, X, missing: bool):
+    """(Σ_n log p(x_n), Σ_n log max_k γ(z_nk))."""
+    weighted = _weighted_log_prob(params, X, missing)
+    log_p = logsumexp(weighted, axis=1)
+    return jnp.sum(log_p), jnp.sum(jnp.max(weighted, axis=1) - log_p)
+
+
+def icl(params: GMMParams, X: ArrayLike, missing: str = "error") -> jax.Array:
+    """() Integrated completed likelihood (Biernacki, Celeux & Govaert 2000)
+    in BIC's sign, lower is better: BIC - 2 Σ_n log max_k γ(z_nk), X (N, D).
+
+    The BIC of the classification likelihood: BIC plus twice the entropy of
+    the hard assignments, which penalises overlapping components. R's
+    mclust reports -ICL (larger is better). ``missing`` as in ``bic``."""
+    X = checked_data(params, X, missing)
+    log_l, assigned = _log_likelihood_and_assigned(params, X, missing == "marginalize")
+    bic_value = information_criteria(log_l, n_parameters(params), X.shape[0])[0]
+    return icl_from_bic(bic_value, assigned)

@@ -12,7 +12,11 @@ with Σ⁻¹ = P Pᵀ, upper triangular where it is a matrix):
 
   full (K, D, D)   tied (D, D)   diag (K, D)   spherical (K,)
 
-mclust's names for them (VVV, EEE, VVI, VII) are aliases.
+mclust's names for them (VVV, EEE, VVI, VII) are aliases. mclust's other ten
+eigen-decomposition families (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV,
+EVV; ``jgmm._maths.eigen``) are named by their three letters and keep full's
+shapes. Each family has one canonical name, the one tables, saved models and
+estimators report: scikit-learn's where it has one, else mclust's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
+
+from jgmm._maths import eigen
 
 Array = jax.Array
 
@@ -72,8 +78,9 @@ class Family:
       prec_chol_from_precisions: Σ⁻¹ (``precisions``' shape) -> P, without
         an explicit inverse (NaN where Σ⁻¹ is not positive definite).
       to_unconstrained: P -> (n_parameters,) free parameters, any point of
-        which is a valid P (``fit_gradient``).
-      from_unconstrained: (free, K, D) -> P.
+        which is a valid P (``fit_gradient``); None where ``fit_gradient``
+        does not fit the family.
+      from_unconstrained: (free, K, D) -> P (None with to_unconstrained).
       variances: (P, data_cov (D, D)) -> ((K', M) variances along M principal
         axes of each Σ_k, (K', M) the data's variance along them), K' = K, or
         1 if shared: the collapse measure (``jgmm._engine.step``).
@@ -84,6 +91,8 @@ class Family:
         factor (scoring, ``load``).
       default_prior_scale: (D, D) data covariance -> mclust's prior scale Λ
         for K = 1 (numpy or jax).
+      one_feature: the canonical name of the family this one equals when
+        D = 1 (``select`` fits each such model once); None: no other.
     """
 
     name: str
@@ -108,13 +117,14 @@ class Family:
     dense_covariances: Callable
     prec_chol_from_covariances: Callable
     prec_chol_from_precisions: Callable
-    to_unconstrained: Callable
-    from_unconstrained: Callable
+    to_unconstrained: Callable | None
+    from_unconstrained: Callable | None
     variances: Callable
     colour: Callable
     row_work: Callable[[int, int, bool], int]
     check_values: Callable
     default_prior_scale: Callable
+    one_feature: str | None = None
 
     def per_component(self, a, K: int):
         """``a`` (a per-component array of the family, leading axis K unless
@@ -132,6 +142,15 @@ class Family:
             return P
         unit = jnp.broadcast_to(jnp.eye(P.shape[-1], dtype=P.dtype), P.shape) if P.ndim == 3 else jnp.ones_like(P)
         return _where_components(mask, P, unit)
+
+    def projected(self, P, K: int, D: int):
+        """(K, D, D) the covariances of P moved into the family by its
+        M-step (one unit of weight per component, warm-started at P): P's
+        own covariances when they are of the family's form."""
+        nk = jnp.ones((K,), P.dtype)
+        d = jnp.zeros((K, D), P.dtype)
+        S = self.covariance_estimate(self.moments_from_covariance(self.covariances(P), nk, d), nk, d)
+        return self.dense_covariances(self.from_estimate(S, nk, jnp.zeros((), P.dtype), P)[0], K, D)
 
     def restart(self, P, one, P_start):
         """P with the component where ``one`` (K,) is True replaced by
@@ -399,6 +418,7 @@ FULL = Family(
     row_work=_full_missing_work,
     check_values=_check_triangular,
     default_prior_scale=lambda cov: cov,
+    one_feature="spherical",
 )
 
 # ----------------------------------------------------------------------------- tied
@@ -451,6 +471,7 @@ TIED = Family(
     row_work=lambda K, D, missing: K * D * D if missing else K + D,
     check_values=_check_triangular,
     default_prior_scale=lambda cov: cov,
+    one_feature="EII",
 )
 
 # ----------------------------------------------------------------------------- diag
@@ -499,6 +520,7 @@ DIAG = Family(
     row_work=_diagonal_work,
     check_values=_check_positive,
     default_prior_scale=_diagonal_prior_scale,
+    one_feature="spherical",
 )
 
 # ------------------------------------------------------------------------ spherical
@@ -554,7 +576,63 @@ SPHERICAL = Family(
     default_prior_scale=_mean_variance_prior_scale,
 )
 
-BUILT_IN = tuple(register_family(f) for f in (FULL, TIED, DIAG, SPHERICAL))
+# ------------------------------------------------------- mclust's eigen families
+#
+# Σ_k = λ_k D_k A_k D_kᵀ (jgmm._maths.eigen). They keep full's parameters,
+# statistics and E-step; only the M-step and the parameter count differ.
+
+
+def _eigen_from_estimate(solver):
+    """from_estimate for a solver (W (K, D, D), N_k, previous Σ or None) -> Σ."""
+
+    def from_estimate(S, nk, reg, previous=None):
+        W = nk[:, None, None] * _add_to_diagonal(S, reg)
+        cov = solver(W, nk, None if previous is None else _cov_from_chol_prec(previous))
+        finite = jnp.all(jnp.isfinite(cov), axis=(-2, -1))
+        cov = jnp.where(finite[:, None, None], cov, _add_to_diagonal(S, reg))
+        P, singular = _regularised_prec_chol(cov, nk, jnp.zeros((), S.dtype))
+        return P, singular | ~finite
+
+    return from_estimate
+
+
+def _on_diagonals(solver):
+    """A dense solver from one on the diagonals (K, D) of W and Σ."""
+    diagonal = lambda A: jnp.diagonal(A, axis1=-2, axis2=-1)
+    return lambda W, nk, start: _diag_matrices(solver(diagonal(W), nk, None if start is None else diagonal(start)))
+
+
+def _eigen_family(name, solver, n_parameters, one_feature):
+    return dataclasses.replace(
+        FULL,
+        name=name,
+        one_feature=one_feature,
+        aliases=(),
+        n_parameters=n_parameters,
+        map_covariance_estimate=None,
+        from_estimate=_eigen_from_estimate(solver),
+        to_unconstrained=None,
+        from_unconstrained=None,
+    )
+
+
+# With one feature only the volume is left: equal (EII) or variable (spherical).
+_triangle = lambda D: D * (D - 1) // 2  # free parameters of an orientation
+EII = _eigen_family("EII", _on_diagonals(eigen.eii), lambda K, D: 1, None)
+EEI = _eigen_family("EEI", _on_diagonals(eigen.eei), lambda K, D: D, "EII")
+VEI = _eigen_family("VEI", _on_diagonals(eigen.vei), lambda K, D: K + D - 1, "spherical")
+EVI = _eigen_family("EVI", _on_diagonals(eigen.evi), lambda K, D: 1 + K * (D - 1), "EII")
+VEE = _eigen_family("VEE", eigen.vee, lambda K, D: K + D * (D + 1) // 2 - 1, "spherical")
+EVE = _eigen_family("EVE", eigen.eve, lambda K, D: 1 + K * (D - 1) + _triangle(D), "EII")
+VVE = _eigen_family("VVE", eigen.vve, lambda K, D: K * D + _triangle(D), "spherical")
+EEV = _eigen_family("EEV", eigen.eev, lambda K, D: D + K * _triangle(D), "EII")
+VEV = _eigen_family("VEV", eigen.vev, lambda K, D: K + D - 1 + K * _triangle(D), "spherical")
+EVV = _eigen_family("EVV", eigen.evv, lambda K, D: 1 + K * (D * (D + 1) // 2 - 1), "EII")
+
+BUILT_IN = tuple(
+    register_family(f) for f in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV)
+)
+SCIKIT_LEARN = BUILT_IN[:4]  # scikit-learn's four, the default of select and the command line
 
 
 def log_gaussian(X: jax.Array, means: jax.Array, prec_chol: jax.Array, covariance_type: str, centred=False):
