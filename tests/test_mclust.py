@@ -12,7 +12,7 @@ previous M-step stopped, reaches a log-likelihood at least as high.
 
 VVE is the exception: mclust 6.0.0 majorises the orientation's objective
 with the shapes A_k alone, leaving out the volumes λ_k, which is another
-function when the volumes differ (docs/derivation.md §16). jgmm's M-step
+function when the volumes differ (docs/derivation.md §15). jgmm's M-step
 reaches a lower objective and its EM a higher log-likelihood."""
 
 import json

@@ -11,8 +11,9 @@ key ``jax.random.fold_in(key, K)`` for every family, so its row equals
 
 ``covariance_types="all"`` fits every registered family (mclust's 14). With
 one feature they reduce to two models, equal or variable variance
-(``Family.one_feature``): each is fitted once, under the first name asked for,
-and a warning says which names it stands for.
+(``Family.one_feature``): each is fitted once, under the name it reduces to if
+that was asked for (EII, spherical), else the first asked for, and a warning
+says which names it stands for.
 
 Degenerate fits (a component collapsed onto duplicated points, see
 ``jgmm._engine.step``) are spurious maxima of the unbounded likelihood: a cell prefers
@@ -268,14 +269,16 @@ def _check_families(covariance_types, D: int) -> tuple:
     models = {}
     for name in families:
         models.setdefault(family(name).one_feature or name, []).append(name)
-    same = {names[0]: names[1:] for names in models.values() if len(names) > 1}
+    # Each model under the family it reduces to, if asked for, else the first asked for.
+    kept = {model: model if model in names else names[0] for model, names in models.items()}
+    same = {kept[model]: [n for n in names if n != kept[model]] for model, names in models.items() if len(names) > 1}
     if same:
-        said = "; ".join(f"{kept!r} for {', '.join(map(repr, others))}" for kept, others in same.items())
+        said = "; ".join(f"{name!r} for {', '.join(map(repr, others))}" for name, others in same.items())
         warnings.warn(
             f"With one feature these covariance families are the same model, each fitted once: {said}.",
             stacklevel=3,
         )
-    return tuple(names[0] for names in models.values())
+    return tuple(kept.values())
 
 
 def _table(results, statuses, assigned, Ks, D, total_weight) -> Table:

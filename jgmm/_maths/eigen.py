@@ -1,4 +1,4 @@
-"""M-steps of mclust's eigen-decomposition families (docs/derivation.md §16).
+"""M-steps of mclust's eigen-decomposition families (docs/derivation.md §15).
 
 Each covariance is Σ_k = λ_k D_k A_k D_kᵀ: volume λ_k = |Σ_k|^(1/D), shape
 A_k (diagonal, |A_k| = 1, decreasing), orientation D_k (orthogonal). Each of
@@ -265,7 +265,7 @@ def vve(W, nk, start=None):
     Δ_k = diag(Dᵀ W_k D) / N_k.
 
     mclust 6.0.0 weights the majoriser by A_k⁻¹ instead of (λ_k A_k)⁻¹, which
-    minimises another function when the λ_k differ (docs/derivation.md §16)."""
+    minimises another function when the λ_k differ (docs/derivation.md §15)."""
     O, delta = _start_orientation(W, start)
     O, delta = _common_orientation(W, nk, O, delta, _vve_update)
     return _compose(O.T, delta)
