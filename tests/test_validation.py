@@ -34,7 +34,7 @@ def test_bad_data(data, message):
     [
         (dict(n_components=0), "'n_components' parameter must be an int in the range \\[1, inf\\). Got 0"),
         (dict(n_components=2.5), "'n_components' parameter must be an int"),
-        (dict(covariance_type="banana"), "'covariance_type' parameter must be a str among \\{'diag', 'full', 'spherical', 'tied'\\}"),
+        (dict(covariance_type="banana"), "'covariance_type' parameter must be a str among \\{'EEI', .*'VVE', 'diag', 'full', 'spherical', 'tied'\\}"),
         (dict(init="magic"), "'init' parameter must be a str among"),
         (dict(reg_covar=-1e-3), "'reg_covar' parameter must be a float in the range \\[0.0, inf\\)"),
         (dict(tol=-1.0), "'tol' parameter must be a float"),
