@@ -76,6 +76,18 @@ def test_fit_predict_score_round_trip(run, faithful_csv, tmp_path):
     assert reported == pytest.approx(float(np.mean(jgmm.log_prob(params, X))), rel=1e-5)
 
 
+def test_mclusts_families_by_name_and_all(run, faithful_csv, tmp_path):
+    out = run("fit", faithful_csv, "--k", "1:2", "--covariance-type", "all", "--n-init", "1", "--criterion", "icl",
+              "--out", "model.npz")
+    assert out.returncode == 0, out.stderr
+    table = [line.split()[0] for line in out.stdout.splitlines() if line.split()[1:2] in (["1"], ["2"])]
+    assert set(table) == set(jgmm.family_names()) and len(table) == 28
+    assert "chosen by ICL" in out.stdout and "ICL:" in out.stdout
+    out = run("fit", faithful_csv, "--k", "2", "--covariance-type", "EVE,VVE", "--out", "two.npz")
+    assert out.returncode == 0, out.stderr
+    assert jgmm.load(tmp_path / "two.npz").covariance_type in ("EVE", "VVE")
+
+
 def test_missing_cells_are_refused_or_marginalized(run, faithful_csv, tmp_path):
     lines = faithful_csv.read_text().splitlines()
     lines[5] = "," + lines[5].split(",")[1]  # line 6: eruptions missing

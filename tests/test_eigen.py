@@ -247,6 +247,20 @@ def test_collapse_on_duplicated_points_is_a_status_not_nan():
     assert np.all(np.isfinite(np.asarray(result.params.prec_chol)))
 
 
+@pytest.mark.parametrize("name", ["EVV", "VEE", "VVE"])
+def test_too_few_samples_for_a_covariance_is_a_status_not_nan(name):
+    # Three samples per component in three dimensions: the scatter matrices are singular.
+    X = np.random.default_rng(2).normal(size=(6, 3)).astype(np.float32)
+    X[3:] += 10
+    result = jgmm.fit(jax.random.key(0), X, 2, name, reg_covar=0.0, max_iter=20)
+    status = jgmm.Status(int(result.status))
+    # VEE pools one orientation and shape over all six samples, so it is estimable;
+    # EVV and VVE need each component's own scatter, which is singular.
+    assert status == (jgmm.Status.CONVERGED if name == "VEE" else jgmm.Status.DEGENERATE)
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree.leaves(result.params))
+    assert np.isfinite(float(result.log_likelihood))
+
+
 @pytest.mark.parametrize("name", ["VEV", "EVE"])
 def test_gradient_through_an_iterative_m_step_matches_refits(x64, name):
     X, _, _ = blobs(seed=3, N=150, D=2, K=2)

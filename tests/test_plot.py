@@ -12,7 +12,7 @@ import jgmm
 matplotlib.use("Agg")
 
 
-@pytest.mark.parametrize("covariance_type", FAMILIES)
+@pytest.mark.parametrize("covariance_type", FAMILIES + ("VVE",))
 def test_two_ellipses_per_component_at_the_means(covariance_type):
     X, _, _ = blobs(50, N=300, D=2, K=3)
     params = jgmm.fit(jax.random.key(0), X, 3, covariance_type).params

@@ -136,16 +136,17 @@ def _volume_shape_step(s, args):
     return scale, _unit(jnp.sum(_div(omega, scale[:, None]), axis=0))
 
 
-def _start_volume_shape(variances):
-    """(λ_k, A) of previous variances (K, D) along the axes."""
+def _start_volume_shape(variances, nk):
+    """(λ_k, A) of previous variances (K, D) along the axes; A from the
+    components with data (padding's unit covariance left out)."""
     scale = _gdet(variances)
-    return scale, _unit(jnp.sum(_div(variances, scale[:, None]), axis=0))
+    return scale, _unit(jnp.sum(nk[:, None] * _div(variances, scale[:, None]), axis=0))
 
 
 def vei(w, nk, start=None):
     """λ_k A (Celeux & Govaert's alternating minimisation; mclust's start λ = A = 1)."""
     K, D = w.shape
-    scale, shape = (jnp.ones((K,), w.dtype), jnp.ones((D,), w.dtype)) if start is None else _start_volume_shape(start)
+    scale, shape = (jnp.ones((K,), w.dtype), jnp.ones((D,), w.dtype)) if start is None else _start_volume_shape(start, nk)
     scale, shape = _volume_shape(w, nk, scale, shape)
     return scale[:, None] * shape
 
@@ -170,7 +171,7 @@ def vev(W, nk, start=None):
     if start is None:
         scale, shape = jnp.ones(nk.shape, W.dtype), _unit(jnp.sum(omega, axis=0))
     else:
-        scale, shape = _start_volume_shape(_eig_decreasing(start)[0])
+        scale, shape = _start_volume_shape(_eig_decreasing(start)[0], nk)
     scale, shape = _volume_shape(omega, nk, scale, shape)
     return _compose(V, scale[:, None] * shape)
 
