@@ -602,14 +602,14 @@ def _on_diagonals(solver):
     return lambda W, nk, start: _diag_matrices(solver(diagonal(W), nk, None if start is None else diagonal(start)))
 
 
-def _eigen_family(name, solver, n_parameters, one_feature):
+def _eigen_family(name, solver, n_parameters, one_feature, map_covariance_estimate=None):
     return dataclasses.replace(
         FULL,
         name=name,
         one_feature=one_feature,
         aliases=(),
         n_parameters=n_parameters,
-        map_covariance_estimate=None,
+        map_covariance_estimate=map_covariance_estimate,
         from_estimate=_eigen_from_estimate(solver),
         to_unconstrained=None,
         from_unconstrained=None,
@@ -626,7 +626,9 @@ VEE = _eigen_family("VEE", eigen.vee, lambda K, D: K + D * (D + 1) // 2 - 1, "sp
 EVE = _eigen_family("EVE", eigen.eve, lambda K, D: 1 + K * (D - 1) + _triangle(D), "EII")
 VVE = _eigen_family("VVE", eigen.vve, lambda K, D: K * D + _triangle(D), "spherical")
 EEV = _eigen_family("EEV", eigen.eev, lambda K, D: D + K * _triangle(D), "EII")
-VEV = _eigen_family("VEV", eigen.vev, lambda K, D: K + D - 1 + K * _triangle(D), "spherical")
+# mclust's VEV prior (msvevp): the VEV M-step on Λ + the posterior scatter, counts N_k.
+VEV = _eigen_family("VEV", eigen.vev, lambda K, D: K + D - 1 + K * _triangle(D), "spherical",
+                    lambda W, nk, scale, nu: (scale + W) / nk[:, None, None])
 EVV = _eigen_family("EVV", eigen.evv, lambda K, D: 1 + K * (D * (D + 1) // 2 - 1), "EII")
 
 BUILT_IN = tuple(
