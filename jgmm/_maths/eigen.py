@@ -208,11 +208,10 @@ def _common_orientation(W, nk, O, delta, update):
     """A common orientation: Σ_k = Oᵀ diag(δ_k) O, O orthogonal (rows the
     axes). Two majorisation steps for O given δ (Browne & McNicholas 2014,
     as mclust runs them), then ``update`` (O W_k Oᵀ's diagonal (K, D), N_k) ->
-    (δ, objective), until the objective settles. Returns (O, δ)."""
+    (δ, objective), until the objective settles. Returns (O, δ, objective)."""
     omega = jax.lax.stop_gradient(jnp.linalg.eigvalsh(W)[:, -1])  # the largest eigenvalue of each W_k
     state = (O, delta, jnp.asarray(jnp.inf, W.dtype))
-    O, delta, _ = _iterate(functools.partial(_orientation_step, update), _objective_change, state, (W, nk, omega))
-    return O, delta
+    return _iterate(functools.partial(_orientation_step, update), _objective_change, state, (W, nk, omega))
 
 
 def _polar(F):
@@ -251,8 +250,7 @@ def _start_orientation(W, start):
 def eve(W, nk, start=None):
     """λ D A_k Dᵀ: D by majorisation, A_k ∝ diag(Dᵀ W_k D), λ = Σ_k tr(Dᵀ W_k D A_k⁻¹)/(N D)."""
     O, delta = _start_orientation(W, start)
-    O, shape = _common_orientation(W, nk, O, _unit(delta), _eve_update)
-    trace = jnp.sum(_div(jnp.einsum("de,kef,df->kd", O, W, O), shape))
+    O, shape, trace = _common_orientation(W, nk, O, _unit(delta), _eve_update)  # trace: Σ_k tr(Dᵀ W_k D A_k⁻¹)
     return _compose(O.T, trace / (jnp.sum(nk) * W.shape[-1]) * shape)
 
 
@@ -268,7 +266,7 @@ def vve(W, nk, start=None):
     mclust 6.0.0 weights the majoriser by A_k⁻¹ instead of (λ_k A_k)⁻¹, which
     minimises another function when the λ_k differ (docs/derivation.md §15)."""
     O, delta = _start_orientation(W, start)
-    O, delta = _common_orientation(W, nk, O, delta, _vve_update)
+    O, delta, _ = _common_orientation(W, nk, O, delta, _vve_update)
     return _compose(O.T, delta)
 
 
