@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import blobs
+from conftest import blobs, clump_start
 from jax.scipy.linalg import expm
 
 import jgmm
@@ -239,6 +239,19 @@ def test_an_iterative_family_everywhere(tmp_path, name):
     else:  # VEV: mclust's prior (tests/test_mclust.py), in select too
         mode = jgmm.select(jax.random.key(0), X, (2, 3), name, n_init=1, prior="default")
         assert np.all(np.isfinite(mode.to_dict()["bic"])) and mode.best[0] == name
+
+
+@pytest.mark.parametrize("name", ["EII", "EEI", "VEI", "EVI", "EEV"])
+def test_the_prior_of_each_family_that_takes_one_keeps_a_clump_finite(x64, name):
+    # mclust's priors (parity: tests/test_mclust.py); a variable volume
+    # collapses onto the 12 copies without one.
+    X, start = clump_start(name)
+    if name == "VEI":
+        assert jgmm.fit(jax.random.key(0), X, 3, name, init=start).status == jgmm.Status.DEGENERATE
+    result = jgmm.fit(jax.random.key(0), X, 3, name, init=start, prior="default")
+    assert result.status == jgmm.Status.CONVERGED and result.params.covariance_type == name
+    assert np.linalg.eigvalsh(np.asarray(result.params.dense_covariances)).min() > 0.1
+    assert float(result.params.weights[2]) == pytest.approx(12 / 212, rel=1e-3)
 
 
 def test_collapse_on_duplicated_points_is_a_status_not_nan():

@@ -64,6 +64,7 @@ def tamper(params, **changes):
         (dict(format=np.array("something else")), "format is 'something else'"),
         (dict(version=np.array(99)), "format version 99 is not supported"),
         (dict(covariance_type=np.array("banana")), "unknown covariance_type 'banana'"),
+        (dict(covariance_type=np.array("VEE")), "its covariances are not of the 'VEE' family's form"),
         (dict(weights=None), "missing weights"),
         (dict(weights=np.array([0.5, 0.5, 0.5], np.float32)), "params.weights must be non-negative and sum to 1"),
         (dict(weights=np.array([1.5, -0.25, -0.25], np.float32)), "params.weights must be non-negative"),

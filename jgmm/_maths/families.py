@@ -63,10 +63,11 @@ class Family:
         covariance before regularisation (d: means about the statistics' centre).
       moments_from_covariance: (Σ in ``covariances``' shape, nk, d) -> sxx whose
         ``covariance_estimate`` is Σ.
-      map_covariance_estimate: (scatter in stats form, nk, scale Λ, dof ν) -> S,
-        the posterior mode's covariance under the conjugate prior, from the
-        scatter Σ_n r (x - x̄)(x - x̄)ᵀ + Σ_k t_k e_k e_kᵀ (``jgmm._maths.prior``);
-        None for a family that takes no prior.
+      map_covariance_estimate: (scatter in stats form, nk, scale Λ, dof ν) ->
+        (S, counts): ``from_estimate`` of S with these counts (K,) in place
+        of nk is the posterior mode's covariance under the conjugate prior,
+        from the scatter Σ_n r (x - x̄)(x - x̄)ᵀ + Σ_k t_k e_k e_kᵀ
+        (``jgmm._maths.prior``); None for a family that takes no prior.
       from_estimate: (S, nk, reg_covar, previous P) -> (P, singular): P for
         S + reg_covar·I, and which covariances (K,) (or (1,)/() if shared) were
         not positive definite, a finite stand-in used there. ``previous``
@@ -402,7 +403,7 @@ FULL = Family(
     outer=lambda c, d: c[:, None, None] * _outer(d),
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None, None] - _outer(d),
     moments_from_covariance=lambda cov, nk, d: nk[:, None, None] * (cov + _outer(d)),
-    map_covariance_estimate=lambda W, nk, scale, nu: (scale + W) / (nu + nk + W.shape[-1] + 2)[:, None, None],
+    map_covariance_estimate=lambda W, nk, scale, nu: ((scale + W) / (nu + nk + W.shape[-1] + 2)[:, None, None], nk),
     from_estimate=_regularised_prec_chol,
     covariances=_cov_from_chol_prec,
     precisions=_gram,
@@ -438,7 +439,7 @@ def _tied_outer(c, d):
 
 def _tied_map_estimate(W, nk, scale, nu):
     K, D = nk.shape[0], W.shape[-1]
-    return (scale + W) / (nu + jnp.sum(nk) + K + D + 1)
+    return (scale + W) / (nu + jnp.sum(nk) + K + D + 1), nk
 
 
 TIED = Family(
@@ -506,7 +507,7 @@ DIAG = Family(
     outer=lambda c, d: c[:, None] * d * d,
     covariance_estimate=lambda sxx, nk, d: sxx / nk[:, None] - d * d,
     moments_from_covariance=lambda cov, nk, d: nk[:, None] * (cov + d * d),
-    map_covariance_estimate=lambda W, nk, scale, nu: (scale + W) / (nu + nk + 3)[:, None],
+    map_covariance_estimate=lambda W, nk, scale, nu: ((scale + W) / (nu + nk + 3)[:, None], nk),
     from_estimate=lambda S, nk, reg, previous=None: _clipped_rsqrt(S, reg),
     covariances=lambda P: 1.0 / (P * P),
     precisions=lambda P: P * P,
@@ -533,7 +534,7 @@ def _spherical_sq_mahalanobis(X, means, P):
 def _spherical_map_estimate(W, nk, scale, nu):
     D = W.shape[-1]
     cov = (scale + jnp.sum(W, axis=1)) / (nu + D * nk + D + 2)
-    return jnp.broadcast_to(cov[:, None], W.shape)  # from_estimate averages over D
+    return jnp.broadcast_to(cov[:, None], W.shape), nk  # from_estimate averages over D
 
 
 def _mean_variance_prior_scale(cov):
@@ -588,10 +589,13 @@ def _eigen_from_estimate(solver):
     def from_estimate(S, nk, reg, previous=None):
         W = nk[:, None, None] * _add_to_diagonal(S, reg)
         cov = solver(W, nk, None if previous is None else _cov_from_chol_prec(previous))
-        finite = jnp.all(jnp.isfinite(cov), axis=(-2, -1))
-        cov = jnp.where(finite[:, None, None], cov, _add_to_diagonal(S, reg))
-        P, singular = _regularised_prec_chol(cov, nk, jnp.zeros((), S.dtype))
-        return P, singular | ~finite
+        P = _chol_prec_from_cov(cov)
+        # A component on one repeated point has W_k ≈ 0 (rounding may leave it
+        # indefinite): its covariance need not be positive definite. Full's
+        # regularised estimate stands in and the component is flagged.
+        usable = jnp.all(jnp.isfinite(P), axis=(-2, -1))
+        fallback, singular = _regularised_prec_chol(S, nk, reg)
+        return jnp.where(usable[:, None, None], P, fallback), singular | ~usable
 
     return from_estimate
 
@@ -602,7 +606,23 @@ def _on_diagonals(solver):
     return lambda W, nk, start: _diag_matrices(solver(diagonal(W), nk, None if start is None else diagonal(start)))
 
 
-def _eigen_family(name, solver, n_parameters, one_feature, map_covariance_estimate=None):
+def _eigen_map_estimate(extra_count, scale_share=lambda K, D: 1.0):
+    """mclust's prior for an eigen family (docs/derivation.md §16): its M-step
+    on the posterior scatter plus scale_share(K, D)·Λ per component (Λ a
+    scalar stands for Λ·I), with counts N_k + extra_count(K, D, ν)."""
+
+    def estimate(W, nk, scale, nu):
+        K, D = W.shape[0], W.shape[-1]
+        counts = nk + extra_count(K, D, nu)
+        prior_scatter = scale_share(K, D) * (_add_to_diagonal(jnp.zeros_like(W[0]), scale) if jnp.ndim(scale) == 0 else scale)
+        return (prior_scatter + W) / counts[:, None, None], counts
+
+    return estimate
+
+
+def _eigen_family(name, solver, n_parameters, one_feature, map_covariance_estimate=None, scalar_prior=False):
+    """A family on full's parameters with its own M-step; ``scalar_prior``: the
+    prior's scale is one variance, as mclust's for the diagonal models."""
     return dataclasses.replace(
         FULL,
         name=name,
@@ -613,22 +633,29 @@ def _eigen_family(name, solver, n_parameters, one_feature, map_covariance_estima
         from_estimate=_eigen_from_estimate(solver),
         to_unconstrained=None,
         from_unconstrained=None,
+        **(dict(prior_scale_shape=lambda D: (), default_prior_scale=_mean_variance_prior_scale) if scalar_prior else {}),
     )
 
 
 # With one feature only the volume is left: equal (EII) or variable (spherical).
 _triangle = lambda D: D * (D - 1) // 2  # free parameters of an orientation
-EII = _eigen_family("EII", _on_diagonals(eigen.eii), lambda K, D: 1, None)
-EEI = _eigen_family("EEI", _on_diagonals(eigen.eei), lambda K, D: D, "EII")
-VEI = _eigen_family("VEI", _on_diagonals(eigen.vei), lambda K, D: K + D - 1, "spherical")
-EVI = _eigen_family("EVI", _on_diagonals(eigen.evi), lambda K, D: 1 + K * (D - 1), "EII")
+# Priors: mclust's (msxxxp), the mean prior's determinant counted as for the
+# four (mclust's VEI counts 1 for it, not D; its EII drops Λ; its EEV zeroes κ).
+EII = _eigen_family("EII", _on_diagonals(eigen.eii), lambda K, D: 1, None,
+                    _eigen_map_estimate(lambda K, D, nu: 1 + (nu + 2) / (K * D), lambda K, D: 1 / (K * D)), True)
+EEI = _eigen_family("EEI", _on_diagonals(eigen.eei), lambda K, D: D, "EII",
+                    _eigen_map_estimate(lambda K, D, nu: 1 + (nu + 2) / K, lambda K, D: 1 / K), True)
+VEI = _eigen_family("VEI", _on_diagonals(eigen.vei), lambda K, D: K + D - 1, "spherical",
+                    _eigen_map_estimate(lambda K, D, nu: 1 + (nu + 2) / D), True)
+EVI = _eigen_family("EVI", _on_diagonals(eigen.evi), lambda K, D: 1 + K * (D - 1), "EII",
+                    _eigen_map_estimate(lambda K, D, nu: 1 + (nu + 2) / K), True)
 VEE = _eigen_family("VEE", eigen.vee, lambda K, D: K + D * (D + 1) // 2 - 1, "spherical")
 EVE = _eigen_family("EVE", eigen.eve, lambda K, D: 1 + K * (D - 1) + _triangle(D), "EII")
 VVE = _eigen_family("VVE", eigen.vve, lambda K, D: K * D + _triangle(D), "spherical")
-EEV = _eigen_family("EEV", eigen.eev, lambda K, D: D + K * _triangle(D), "EII")
-# mclust's VEV prior (msvevp): the VEV M-step on Λ + the posterior scatter, counts N_k.
+EEV = _eigen_family("EEV", eigen.eev, lambda K, D: D + K * _triangle(D), "EII",
+                    _eigen_map_estimate(lambda K, D, nu: (nu + D + 2) / K))
 VEV = _eigen_family("VEV", eigen.vev, lambda K, D: K + D - 1 + K * _triangle(D), "spherical",
-                    lambda W, nk, scale, nu: (scale + W) / nk[:, None, None])
+                    _eigen_map_estimate(lambda K, D, nu: 0.0))
 EVV = _eigen_family("EVV", eigen.evv, lambda K, D: 1 + K * (D * (D + 1) // 2 - 1), "EII")
 
 BUILT_IN = tuple(

@@ -96,7 +96,7 @@ def map_params_and_singular(stats: SuffStats, covariance_type: str, reg_covar, p
     means = stats.shift + (nk[:, None] * d + kappa * m) / (nk + kappa)[:, None]
     weights = (nk + alpha - 1) / (jnp.sum(nk) + K * (alpha - 1))
     scatter = stats.sxx - f.outer(nk, d) + f.outer(kappa * nk / (kappa + nk), d - m)
-    cov = f.map_covariance_estimate(scatter, nk, prior.scale, prior.dof)
+    cov, counts = f.map_covariance_estimate(scatter, nk, prior.scale, prior.dof)
     reg = jnp.asarray(reg_covar, cov.dtype)
-    prec_chol, singular = f.from_estimate(cov, nk, reg, None if previous is None else previous.prec_chol)
+    prec_chol, singular = f.from_estimate(cov, counts, reg, None if previous is None else previous.prec_chol)
     return GMMParams(weights, means, prec_chol, f.name), singular
