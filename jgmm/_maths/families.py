@@ -594,8 +594,20 @@ def _eigen_from_estimate(solver):
         # indefinite): its covariance need not be positive definite. Full's
         # regularised estimate stands in and the component is flagged.
         usable = jnp.all(jnp.isfinite(P), axis=(-2, -1))
-        fallback, singular = _regularised_prec_chol(S, nk, reg)
-        return jnp.where(usable[:, None, None], P, fallback), singular | ~usable
+        fallback, _ = _regularised_prec_chol(S, nk, reg)
+        P = jnp.where(usable[:, None, None], P, fallback)
+        if previous is not None:
+            # EM's monotonicity needs F(new) <= F(previous). The inner steps
+            # lower F from a start rebuilt from ``previous``, which rounding
+            # moves where a covariance is nearly singular: keep ``previous``
+            # where it is lower by more than F's rounding, √ε of its terms (at
+            # EM's fixed point the two agree, and the new one, which has a
+            # derivative, is kept).
+            parts = lambda P: (jnp.sum(W * _gram(P)), -2 * jnp.sum(nk * _log_diag(P, None)))
+            (trace, log_det), (trace_previous, log_det_previous) = parts(P), parts(previous)
+            margin = jnp.sqrt(jnp.finfo(S.dtype).eps) * (jnp.abs(trace) + jnp.abs(log_det))
+            P = jnp.where(trace_previous + log_det_previous < trace + log_det - margin, previous, P)
+        return P, ~usable
 
     return from_estimate
 
