@@ -4,6 +4,7 @@ the families reduce to one another where they must, EM is monotone, and the
 ten new families go everywhere the four went (tests/test_mclust.py has the
 parity with R's mclust)."""
 
+import dataclasses
 import warnings
 
 import jax
@@ -262,6 +263,15 @@ def test_em_stays_monotone_from_a_nearly_singular_start(x64):
     result = jgmm.fit(jax.random.key(1), X, 3, "EVE", max_iter=30, tol=0.0, reg_covar=0.0)
     history = np.asarray(result.history)[: int(result.n_iter)]
     assert len(history) >= 2 and np.all(np.diff(history) >= -1e-12), np.diff(history).min()
+
+
+def test_a_start_of_another_family_is_refused():
+    # The iterative M-steps keep the previous covariances where they are
+    # better, so a start must be of the family's form (as a loaded file).
+    X = jgmm.load_faithful()
+    full = jgmm.m_step(np.eye(2)[(X[:, 0] > 3).astype(int)], X, "full")
+    with pytest.raises(ValueError, match="init's covariances are not of the 'VEV' family's form"):
+        jgmm.fit(jax.random.key(0), X, 2, "VEV", init=dataclasses.replace(full, covariance_type="VEV"))
 
 
 def test_collapse_on_duplicated_points_is_a_status_not_nan():

@@ -18,19 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from jgmm._compile import jit
 from jgmm._maths.families import family, family_names
 from jgmm._maths.params import GMMParams
-from jgmm._maths.validation import check_param_values, check_params
+from jgmm._maths.validation import check_param_values, check_params, in_family
 
 FORMAT = "jgmm.GMMParams"
 VERSION = 1
 _FIELDS = ("weights", "means", "prec_chol")
-# A file's covariances must equal their projection on the family (its
-# M-step on them) to this relative tolerance, or to ε·cond(Σ_k) where that is
-# larger (the round trip Σ -> P -> Σ loses that much): float32 rounding
-# passes, a model of another family does not.
-IN_FAMILY_RTOL = 1e-4
 
 
 def check_directory(path) -> Path:
@@ -136,18 +130,9 @@ def _read(path: Path) -> GMMParams:
         params = check_param_values(check_params(GMMParams(**arrays, covariance_type=covariance_type)))
     except ValueError as err:
         raise _Invalid(str(err).rstrip(".")) from None
-    dense, projected = (np.asarray(a) for a in _in_family(params))
-    rtol = max(IN_FAMILY_RTOL, np.finfo(dense.dtype).eps * np.linalg.cond(dense).max())
-    if not np.allclose(projected, dense, rtol=rtol, atol=rtol * np.abs(dense).max()):
+    if not in_family(params):
         raise _Invalid(f"its covariances are not of the {covariance_type!r} family's form")
     return params
-
-
-@jit
-def _in_family(params: GMMParams):
-    """(K, D, D) the covariances of ``params`` and their projection on the family."""
-    f, K, D = family(params.covariance_type), params.n_components, params.n_features
-    return f.dense_covariances(params.prec_chol, K, D), f.projected(params.prec_chol, K, D)
 
 
 def _text(a: np.ndarray) -> str:

@@ -34,6 +34,7 @@ from jgmm._maths.validation import (
     check_n_components,
     check_param_values,
     check_params,
+    in_family,
     is_tracer,
 )
 
@@ -114,7 +115,17 @@ def check_starts(init: GMMParams, n_init: int, K: int, D: int, covariance_type: 
         check_param_values(check_params(init, n_features=D, n_components=K))
     if family(init.covariance_type).name != covariance_type:
         raise ValueError(f"init has covariance_type={init.covariance_type!r} but covariance_type={covariance_type!r}.")
-    return GMMParams(*(jnp.asarray(a, dtype) for a in (init.weights, init.means, init.prec_chol)), covariance_type)
+    starts = GMMParams(*(jnp.asarray(a, dtype) for a in (init.weights, init.means, init.prec_chol)), covariance_type)
+    # An M-step that keeps the previous covariances where they are better needs starts of its family's form.
+    concrete = not any(map(is_tracer, jax.tree.leaves(starts)))
+    if concrete and family(covariance_type).keeps_previous and not all(
+        in_family(jax.tree.map(lambda a: a[i], starts) if len(weights) == 2 else starts) for i in range(n_init)
+    ):
+        raise ValueError(
+            f"init's covariances are not of the {covariance_type!r} family's form; start from a fit of that "
+            "family, or from a method such as init='kmeans'."
+        )
+    return starts
 
 
 @full_precision

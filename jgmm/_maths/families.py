@@ -71,7 +71,8 @@ class Family:
       from_estimate: (S, nk, reg_covar, previous P) -> (P, singular): P for
         S + reg_covar·I, and which covariances (K,) (or (1,)/() if shared) were
         not positive definite, a finite stand-in used there. ``previous``
-        warm-starts families whose M-step is iterative.
+        warm-starts families whose M-step is iterative (which keep it where
+        it is better: ``keeps_previous``).
       covariances: P -> Σ in scikit-learn's ``covariances_`` shape.
       precisions: P -> Σ⁻¹ in scikit-learn's ``precisions_`` shape.
       dense_covariances: (P, K, D) -> (K, D, D) covariance matrices.
@@ -127,6 +128,8 @@ class Family:
     default_prior_scale: Callable
     one_feature: str | None = None
 
+    keeps_previous = False  # from_estimate may return ``previous`` (see _EigenFamily)
+
     def per_component(self, a, K: int):
         """``a`` (a per-component array of the family, leading axis K unless
         shared) with a leading K axis."""
@@ -151,7 +154,11 @@ class Family:
         nk = jnp.ones((K,), P.dtype)
         d = jnp.zeros((K, D), P.dtype)
         S = self.covariance_estimate(self.moments_from_covariance(self.covariances(P), nk, d), nk, d)
-        return self.dense_covariances(self.from_estimate(S, nk, jnp.zeros((), P.dtype), P)[0], K, D)
+        return self.dense_covariances(self._warm_estimate(S, nk, P)[0], K, D)
+
+    def _warm_estimate(self, S, nk, P):
+        """``from_estimate`` of S warm-started at P, unregularised."""
+        return self.from_estimate(S, nk, jnp.zeros((), P.dtype), P)
 
     def restart(self, P, one, P_start):
         """P with the component where ``one`` (K,) is True replaced by
@@ -586,7 +593,7 @@ SPHERICAL = Family(
 def _eigen_from_estimate(solver):
     """from_estimate for a solver (W (K, D, D), N_k, previous Σ or None) -> Σ."""
 
-    def from_estimate(S, nk, reg, previous=None):
+    def from_estimate(S, nk, reg, previous=None, keep_previous=True):
         W = nk[:, None, None] * _add_to_diagonal(S, reg)
         cov = solver(W, nk, None if previous is None else _cov_from_chol_prec(previous))
         P = _chol_prec_from_cov(cov)
@@ -596,7 +603,7 @@ def _eigen_from_estimate(solver):
         usable = jnp.all(jnp.isfinite(P), axis=(-2, -1))
         fallback, _ = _regularised_prec_chol(S, nk, reg)
         P = jnp.where(usable[:, None, None], P, fallback)
-        if previous is not None:
+        if previous is not None and keep_previous:
             # EM's monotonicity needs F(new) <= F(previous). The inner steps
             # lower F from a start rebuilt from ``previous``, which rounding
             # moves where a covariance is nearly singular: keep ``previous``
@@ -632,11 +639,23 @@ def _eigen_map_estimate(extra_count, scale_share=lambda K, D: 1.0):
     return estimate
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _EigenFamily(Family):
+    """A family whose ``from_estimate`` keeps ``previous`` where it is better
+    (``_eigen_from_estimate``); a projection (``projected``) must not, and a
+    start must be of the family's form (``jgmm.fit`` checks)."""
+
+    keeps_previous = True
+
+    def _warm_estimate(self, S, nk, P):
+        return self.from_estimate(S, nk, jnp.zeros((), P.dtype), P, keep_previous=False)
+
+
 def _eigen_family(name, solver, n_parameters, one_feature, map_covariance_estimate=None, scalar_prior=False):
     """A family on full's parameters with its own M-step; ``scalar_prior``: the
     prior's scale is one variance, as mclust's for the diagonal models."""
-    return dataclasses.replace(
-        FULL,
+    fields = {field.name: getattr(FULL, field.name) for field in dataclasses.fields(FULL)}
+    fields.update(
         name=name,
         one_feature=one_feature,
         aliases=(),
@@ -645,8 +664,10 @@ def _eigen_family(name, solver, n_parameters, one_feature, map_covariance_estima
         from_estimate=_eigen_from_estimate(solver),
         to_unconstrained=None,
         from_unconstrained=None,
-        **(dict(prior_scale_shape=lambda D: (), default_prior_scale=_mean_variance_prior_scale) if scalar_prior else {}),
     )
+    if scalar_prior:
+        fields.update(prior_scale_shape=lambda D: (), default_prior_scale=_mean_variance_prior_scale)
+    return _EigenFamily(**fields)
 
 
 # With one feature only the volume is left: equal (EII) or variable (spherical).

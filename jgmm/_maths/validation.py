@@ -280,6 +280,27 @@ def check_params(params, n_features: int | None = None, n_components: int | None
 WEIGHT_SUM_TOLERANCE = 1e-4
 
 
+# Covariances are of their family's form when they equal their projection
+# on it (its M-step on them) to this relative tolerance, or to ε·cond(Σ_k)
+# where that is larger (the round trip Σ -> P -> Σ loses that much): float32
+# rounding passes, a model of another family does not.
+IN_FAMILY_RTOL = 1e-4
+
+
+def in_family(params: GMMParams) -> bool:
+    """Whether concrete GMMParams' covariances are of their family's form."""
+    dense, projected = (np.asarray(a) for a in _dense_and_projected(params))
+    rtol = max(IN_FAMILY_RTOL, np.finfo(dense.dtype).eps * np.linalg.cond(dense).max())
+    return bool(np.allclose(projected, dense, rtol=rtol, atol=rtol * np.abs(dense).max()))
+
+
+@jit
+def _dense_and_projected(params: GMMParams):
+    """(K, D, D) the covariances of ``params`` and their projection on the family."""
+    f, K, D = family(params.covariance_type), params.n_components, params.n_features
+    return f.dense_covariances(params.prec_chol, K, D), f.projected(params.prec_chol, K, D)
+
+
 def check_param_values(params: GMMParams) -> GMMParams:
     """Value checks of concrete GMMParams (skipped for tracers): finite arrays,
     weights on the simplex, precision factors the family accepts
