@@ -18,6 +18,7 @@ import numpy as np
 
 from jgmm._adapters.data_files import DataError, read_data
 from jgmm._adapters.model_files import atomic_write, check_directory
+from jgmm._engine.init import INIT_METHODS
 from jgmm._maths.families import SCIKIT_LEARN, accepted_names, canonical_name, family, family_names
 from jgmm._maths.validation import MISSING
 
@@ -146,7 +147,7 @@ def _select_and_report(X, args, name: str, split=None):
 
     data, weights = split or (X, None)
     selection = jgmm.select(
-        jax.random.key(args.seed), data, args.k, args.covariance_type, n_init=args.n_init,
+        jax.random.key(args.seed), data, args.k, args.covariance_type, n_init=args.n_init, init=args.init,
         criterion=args.criterion, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         progress=_progress(args), sample_weight=weights, missing=args.missing,
     )
@@ -263,6 +264,8 @@ def _add_selection(parser, k_default: str):
                         help="comma-separated families to try, such as EVE,VVE, or all (mclust's 14); "
                              "default full,tied,diag,spherical")
     parser.add_argument("--n-init", type=int, default=5, help="restarts per (family, K), run batched (default 5)")
+    parser.add_argument("--init", choices=INIT_METHODS, default="kmeans",
+                        help="how restarts start: k-means, random, or mclust's hierarchical hc (default kmeans)")
     parser.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="model choice (default bic)")
     parser.add_argument("--max-iter", type=int, default=100, help="EM iterations at most (default 100)")
     parser.add_argument("--tol", type=float, default=1e-3, help="convergence tolerance (default 1e-3)")

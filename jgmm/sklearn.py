@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jgmm._drivers.fit import fit
 from jgmm._drivers.online import online_init, online_step
-from jgmm._engine.init import check_init, initial_params
+from jgmm._engine.init import INIT_METHODS, OLD_NAMES, check_init, initial_params
 from jgmm._engine.planning import default_chunk_size
 from jgmm._engine.shard import data_mesh
 from jgmm._maths.criteria import aic, bic
@@ -53,7 +53,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM, with scikit-learn's interface.
 
     Parameters are those of ``sklearn.mixture.GaussianMixture`` (see there);
-    ``init_params='kmeans'`` uses jgmm's k-means++ seeding with Lloyd steps.
+    ``init_params='kmeans'`` uses jgmm's k-means++ seeding with Lloyd steps;
+    ``init_params='hc'`` mclust's start (model-based hierarchical
+    agglomeration, deterministic).
     Two more: ``prior`` (None, "default" or a ``jgmm.Prior``) fits the
     posterior mode under a conjugate prior, as ``jgmm.fit(prior=...)``; and
     ``missing`` ("error" or "marginalize"): with "marginalize", NaN entries
@@ -74,6 +76,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "covariance_type": "no_validation",  # any registered family (jgmm.Family), checked in fit
         "prior": "no_validation",
         "missing": [StrOptions(set(MISSING))],
+        "init_params": [StrOptions(set(INIT_METHODS) | set(OLD_NAMES))],  # scikit-learn's and jgmm's "hc"
     }
 
     def __init__(

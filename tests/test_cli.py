@@ -83,7 +83,7 @@ def test_mclusts_families_by_name_and_all(run, faithful_csv, tmp_path):
     table = [line.split()[0] for line in out.stdout.splitlines() if line.split()[1:2] in (["1"], ["2"])]
     assert set(table) == set(jgmm.family_names()) and len(table) == 28
     assert "chosen by ICL" in out.stdout and "ICL:" in out.stdout
-    out = run("fit", faithful_csv, "--k", "2", "--covariance-type", "EVE,VVE", "--out", "two.npz")
+    out = run("fit", faithful_csv, "--k", "2", "--covariance-type", "EVE,VVE", "--init", "hc", "--out", "two.npz")
     assert out.returncode == 0, out.stderr
     assert jgmm.load(tmp_path / "two.npz").covariance_type in ("EVE", "VVE")
 

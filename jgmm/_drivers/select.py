@@ -35,6 +35,7 @@ from jax.typing import ArrayLike
 
 from jgmm._compile import full_precision
 from jgmm._drivers.fit import check_prior, prepare
+from jgmm._engine.init import check_init
 from jgmm._engine.loop import fit_grid, seed
 from jgmm._engine.planning import default_cells_per_batch
 from jgmm._maths.criteria import count_parameters, icl_from_bic, information_criteria
@@ -186,6 +187,7 @@ def select(
     covariance_types: str | Iterable[str] = tuple(f.name for f in SCIKIT_LEARN),
     *,
     n_init: int = 5,
+    init: str = "kmeans",
     criterion: str = "bic",
     max_iter: int = 100,
     tol: float = 1e-3,
@@ -207,7 +209,10 @@ def select(
       n_components: the K values to try (an int or an iterable of ints).
       covariance_types: the families to try (names or aliases), or "all":
         every registered family (mclust's 14). Default: scikit-learn's four.
-      n_init: restarts per (family, K), k-means++ initialised.
+      n_init: restarts per (family, K).
+      init: how each restart starts, a method of ``jgmm.fit``'s ``init``;
+        its starts are computed once for all families ("hc": one merge
+        tree for every K).
       criterion: "bic", "aic" or "icl"; lower is better.
       max_iter, tol, reg_covar, sample_weight, progress, chunk_size,
         on_collapse, missing: as in ``jgmm.fit``.
@@ -224,6 +229,7 @@ def select(
     Ks = _check_components(n_components, p.N)
     families = _check_families(covariance_types, p.X.shape[1])
     criterion = check_choice(criterion, "criterion", CRITERIA)
+    init = check_init(init)
     total_weight = float(jnp.sum(p.w))  # summed where w lies (it may span processes)
     if prior is not None and not isinstance(prior, str) and len(families) > 1:
         raise ValueError(
@@ -238,7 +244,7 @@ def select(
     for name in families:
         priors[name], per_k = check_prior(prior, p.X, name, p.w)
         configs[name] = p.grid_config(
-            Ks[-1], name, "kmeans", fold_in_k=True, cells_per_batch=default_cells_per_batch(len(Ks)), prior_per_k=per_k
+            Ks[-1], name, init, fold_in_k=True, cells_per_batch=default_cells_per_batch(len(Ks)), prior_per_k=per_k
         )._replace(assigned=True)
     n_active = np.asarray(Ks, np.int32)
     seeds = seed(p.key, n_active, p.X, p.w, seeding=configs[families[0]].seeding)

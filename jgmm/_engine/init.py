@@ -18,6 +18,13 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
   "random"            uniform random responsibilities, normalised per row.
   "random_from_data"  K distinct samples, each the sole member of one
                       component (scikit-learn's 'random_from_data').
+  "hc"                mclust's start: the partition into K clusters of a
+                      model-based hierarchical agglomeration
+                      (``jgmm._engine.hc``) of an evenly strided subsample
+                      of at most ``HC_SAMPLE`` rows; the other rows start
+                      with no responsibility (the first E-step assigns
+                      them). Deterministic: the key is not used, and one
+                      merge tree gives every K (``seed_program``).
 """
 
 from __future__ import annotations
@@ -28,13 +35,14 @@ import jax
 import jax.numpy as jnp
 
 from jgmm._compile import jit
+from jgmm._engine.hc import HC_SAMPLE, agglomerate, partition_labels, svd_transform
 from jgmm._engine.passes import Chunks, PassSums, accumulate
 from jgmm._maths.em import chunk_stats, params_and_singular
 from jgmm._maths.missing import observed_mean
 from jgmm._maths.params import GMMParams, shift_means
 from jgmm._maths.validation import check_choice
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
 KMEANS_INITS = ("kmeans", "k-means++")
 OLD_NAMES = {"kmeans++": "kmeans"}  # accepted, and read as the new name
 N_LLOYD = 10
@@ -106,11 +114,15 @@ def _lloyd(X, w, centers, mask, n_steps):
     return jax.lax.fori_loop(0, n_steps, body, centers)
 
 
-def subsample(chunks: Chunks):
-    """Every s-th row of the data, at most ``INIT_SAMPLE`` of them, centred
+def _stride(chunks: Chunks, size: int) -> int:
+    return -(-chunks.X.shape[0] // size)
+
+
+def subsample(chunks: Chunks, size: int = INIT_SAMPLE):
+    """Every s-th row of the data, at most ``size`` of them, centred
     (missing entries filled with the mean), and their weights: what the
-    k-means seeding and Lloyd steps see."""
-    stride = -(-chunks.X.shape[0] // INIT_SAMPLE)
+    k-means seeding and Lloyd steps see (and the hc start, ``HC_SAMPLE``)."""
+    stride = _stride(chunks, size)
     return chunks.filled(chunks.X[::stride] - chunks.centre), chunks.w[::stride]
 
 
@@ -132,8 +144,18 @@ def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, cen
     components are the same whatever K is (draws for component k use
     ``fold_in(key, k)``), so a model padded to more components starts exactly
     where the unpadded one does. Inactive components (``mask`` False) get 0.
+    The "hc" method takes the (n_sub,) labels of its subsample's rows as
+    ``centers``.
     """
     K, dtype = mask.shape[0], chunks.X.dtype
+    if init == "hc":
+        stride = _stride(chunks, HC_SAMPLE)
+
+        def hc(X, rows):
+            label = jnp.where(rows % stride == 0, centers[jnp.minimum(rows // stride, centers.shape[0] - 1)], -1)
+            return jax.nn.one_hot(label, K, dtype=dtype) * mask[None, :]  # label -1: a row of zeros
+
+        return hc
     if init == "random":
         keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(K))
 
@@ -206,10 +228,16 @@ def seed_program(key, n_active, X, w, *, seeding: Seeding):
         grid program works in data centred there.
       centers: (M, n_init, K, D) the k-means centres (``kmeans_centers``,
         centred coordinates) of each cell's restarts, keys from
-        ``member_keys``; None unless ``init`` is a k-means method.
+        ``member_keys``; for "hc", (M, n_init, n_sub) the labels of the
+        subsample's rows, from one merge tree; None for the other methods.
     """
     n_components, init, n_init, fold_in_k, missing = seeding
     offset = observed_mean(X, w) if missing else (w @ X) / jnp.sum(w)
+    if init == "hc":
+        X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0], missing=missing), HC_SAMPLE)
+        partitions = agglomerate(svd_transform(X_sample, w_sample), w_sample, n_components)[0]
+        labels = jax.vmap(lambda K: partition_labels(partitions[K - 1], n_components))(n_active)
+        return offset, jnp.broadcast_to(labels[:, None], (labels.shape[0], n_init, labels.shape[1]))
     if init not in KMEANS_INITS:
         return offset, None
     X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0], missing=missing))
