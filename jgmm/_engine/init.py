@@ -25,6 +25,8 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
                       with no responsibility (the first E-step assigns
                       them). Deterministic: the key is not used, and one
                       merge tree gives every K (``seed_program``).
+  "hc+kmeans"         the first restart "hc", the others "kmeans": the best
+                      of n_init is never below the hc start's.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from jgmm._maths.missing import observed_mean
 from jgmm._maths.params import GMMParams, shift_means
 from jgmm._maths.validation import check_choice
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
-KMEANS_INITS = ("kmeans", "k-means++")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc", "hc+kmeans")
+KMEANS_INITS = ("kmeans", "k-means++", "hc+kmeans")
 OLD_NAMES = {"kmeans++": "kmeans"}  # accepted, and read as the new name
 N_LLOYD = 10
 N_TRIALS = 4
@@ -145,9 +147,15 @@ def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, cen
     ``fold_in(key, k)``), so a model padded to more components starts exactly
     where the unpadded one does. Inactive components (``mask`` False) get 0.
     The "hc" method takes the (n_sub,) labels of its subsample's rows as
-    ``centers``.
+    ``centers``, "hc+kmeans" (centres, labels), labels all -1 where the
+    restart is a k-means one.
     """
     K, dtype = mask.shape[0], chunks.X.dtype
+    if init == "hc+kmeans":
+        centers, labels = centers
+        hc, kmeans = (initial_resp(key, chunks, mask, method, c) for method, c in (("hc", labels), ("kmeans", centers)))
+        use_hc = jnp.any(labels >= 0)
+        return lambda X, rows: jnp.where(use_hc, hc(X, rows), kmeans(X, rows))
     if init == "hc":
         stride = _stride(chunks, HC_SAMPLE)
 
@@ -233,19 +241,24 @@ def seed_program(key, n_active, X, w, *, seeding: Seeding):
     """
     n_components, init, n_init, fold_in_k, missing = seeding
     offset = observed_mean(X, w) if missing else (w @ X) / jnp.sum(w)
-    if init == "hc":
+    if init in ("hc", "hc+kmeans"):
         X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0], missing=missing), HC_SAMPLE)
         partitions = agglomerate(svd_transform(X_sample, w_sample), w_sample, n_components)[0]
         labels = jax.vmap(lambda K: partition_labels(partitions[K - 1], n_components))(n_active)
-        return offset, jnp.broadcast_to(labels[:, None], (labels.shape[0], n_init, labels.shape[1]))
+        labels = jnp.broadcast_to(labels[:, None], (labels.shape[0], n_init, labels.shape[1]))
+        if init == "hc":
+            return offset, labels
+        labels = jnp.where((jnp.arange(n_init) == 0)[None, :, None], labels, -1)
     if init not in KMEANS_INITS:
         return offset, None
     X_sample, w_sample = subsample(Chunks(X, w, offset, X.shape[0], missing=missing))
     M = n_active.shape[0]
     keys = member_keys(key, n_active, n_init, fold_in_k).reshape(-1)
     masks = jnp.repeat(jnp.arange(n_components) < n_active[:, None], n_init, axis=0)
-    centers = jax.vmap(lambda k, mask: kmeans_centers(k, X_sample, w_sample, mask, init))(keys, masks)
-    return offset, centers.reshape((M, n_init) + centers.shape[1:])
+    method = "kmeans" if init == "hc+kmeans" else init
+    centers = jax.vmap(lambda k, mask: kmeans_centers(k, X_sample, w_sample, mask, method))(keys, masks)
+    centers = centers.reshape((M, n_init) + centers.shape[1:])
+    return offset, (centers, labels) if init == "hc+kmeans" else centers
 
 
 @jit(static_argnames=("n_components", "covariance_type", "init", "n_init", "chunk_size", "missing"))
@@ -264,5 +277,5 @@ def initial_params(key, X, w, reg_covar, *, n_components, covariance_type, init,
     chunks = Chunks(X, w, offset, chunk_size, missing=missing)
     mask = jnp.ones((n_components,), bool)
     start = lambda key, centers: initialize(key, chunks, mask, init, covariance_type, reg_covar, centers)
-    params = jax.vmap(start)(restart_keys(key, n_init), None if centers is None else centers[0])
+    params = jax.vmap(start)(restart_keys(key, n_init), jax.tree.map(lambda a: a[0], centers))
     return shift_means(params, chunks.centre)

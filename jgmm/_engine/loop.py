@@ -200,7 +200,7 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
     restarts = jnp.broadcast_to(jnp.arange(n_init), K_cells.shape + (n_init,))
     # Batches of members (cells × restarts, flattened) in sequence.
     batched = lambda a: a.reshape((steps, cells_per_batch * n_init) + a.shape[2:])
-    members = (batched(keys), batched(masks), batched(restarts), None if centers is None else batched(pad(centers)))
+    members = (batched(keys), batched(masks), batched(restarts), jax.tree.map(lambda a: batched(pad(a)), centers))
     results = jax.lax.map(lambda xs: batch(*xs), members)
     results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
     best = jax.vmap(best_of)(results)
