@@ -147,11 +147,12 @@ class Family:
         unit = jnp.broadcast_to(jnp.eye(P.shape[-1], dtype=P.dtype), P.shape) if P.ndim == 3 else jnp.ones_like(P)
         return _where_components(mask, P, unit)
 
-    def projected(self, P, K: int, D: int):
+    def projected(self, P, K: int, D: int, nk=None):
         """(K, D, D) the covariances of P moved into the family by its
-        M-step (one unit of weight per component, warm-started at P): P's
-        own covariances when they are of the family's form."""
-        nk = jnp.ones((K,), P.dtype)
+        M-step (one unit of weight per component, or ``nk`` (K,); a
+        component of weight 0 does not shape the shared parameters),
+        warm-started at P: P's own covariances when they are of the family's form."""
+        nk = jnp.ones((K,), P.dtype) if nk is None else nk
         d = jnp.zeros((K, D), P.dtype)
         S = self.covariance_estimate(self.moments_from_covariance(self.covariances(P), nk, d), nk, d)
         return self.dense_covariances(self._warm_estimate(S, nk, P)[0], K, D)

@@ -288,8 +288,11 @@ IN_FAMILY_RTOL = 1e-4
 
 
 def in_family(params: GMMParams) -> bool:
-    """Whether concrete GMMParams' covariances are of their family's form."""
+    """Whether concrete GMMParams' covariances are of their family's form;
+    components of weight 0 (a collapsed one, frozen) are left out."""
     dense, projected = (np.asarray(a) for a in _dense_and_projected(params))
+    used = np.asarray(params.weights) > 0
+    dense, projected = dense[used], projected[used]
     rtol = max(IN_FAMILY_RTOL, np.finfo(dense.dtype).eps * np.linalg.cond(dense).max())
     return bool(np.allclose(projected, dense, rtol=rtol, atol=rtol * np.abs(dense).max()))
 
@@ -298,7 +301,8 @@ def in_family(params: GMMParams) -> bool:
 def _dense_and_projected(params: GMMParams):
     """(K, D, D) the covariances of ``params`` and their projection on the family."""
     f, K, D = family(params.covariance_type), params.n_components, params.n_features
-    return f.dense_covariances(params.prec_chol, K, D), f.projected(params.prec_chol, K, D)
+    nk = (params.weights > 0).astype(params.prec_chol.dtype)
+    return f.dense_covariances(params.prec_chol, K, D), f.projected(params.prec_chol, K, D, nk)
 
 
 def check_param_values(params: GMMParams) -> GMMParams:
