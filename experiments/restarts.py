@@ -1,12 +1,13 @@
 """How often do restarts matter? The spread of EM's log-likelihood over starts.
 
 For each data set, 200 single-start fits (``jax.vmap`` of ``jgmm.fit`` over
-200 keys: one compiled program) with k-means++ and with random starts, and
-the one deterministic hc start (mclust's), full covariances, float64, run to
-convergence (tol 1e-9). Reported: the best mean log-likelihood any start
-reached, the fraction p of starts within 1e-5 (relative) of it (for hc: 1 if
-it reached it, else 0), the worst, and the chance that the best of n_init = 5
-restarts reaches it, 1 - (1 - p)^5.
+200 keys: one compiled program) with k-means starts (distances on
+standardised features) and with random starts, and the one deterministic hc
+start (mclust's), full covariances, float64, run to convergence (tol 1e-9).
+Reported: the best mean log-likelihood any start reached, the fraction p of
+starts within 1e-5 (relative) of it (for hc: 1 if it reached it, else 0),
+the worst, and the chance that the best of n_init = 5 restarts reaches it,
+1 - (1 - p)^5.
 
     python experiments/restarts.py
 

@@ -257,18 +257,19 @@ def _add_common(parser, seed=True):
         parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
-def _add_selection(parser, k_default: str):
+def _add_selection(parser, k_default: str, tol: float = 1e-3, max_iter: int = 100):
     parser.add_argument("--k", type=_k_range, default=_k_range(k_default),
                         help=f"number of components, K or LOW:HIGH (default {k_default})")
     parser.add_argument("--covariance-type", type=_families, default=tuple(f.name for f in SCIKIT_LEARN),
                         help="comma-separated families to try, such as EVE,VVE, or all (mclust's 14); "
                              "default full,tied,diag,spherical")
     parser.add_argument("--n-init", type=int, default=5, help="restarts per (family, K), run batched (default 5)")
-    parser.add_argument("--init", choices=INIT_METHODS, default="kmeans",
-                        help="how restarts start: k-means, random, or mclust's hierarchical hc (default kmeans)")
+    parser.add_argument("--init", choices=INIT_METHODS, default="hc+kmeans",
+                        help="how restarts start: mclust's hierarchical hc, k-means, random, or hc+kmeans "
+                             "(default: the first restart hc, the others k-means)")
     parser.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="model choice (default bic)")
-    parser.add_argument("--max-iter", type=int, default=100, help="EM iterations at most (default 100)")
-    parser.add_argument("--tol", type=float, default=1e-3, help="convergence tolerance (default 1e-3)")
+    parser.add_argument("--max-iter", type=int, default=max_iter, help=f"EM iterations at most (default {max_iter})")
+    parser.add_argument("--tol", type=float, default=tol, help=f"convergence tolerance (default {tol:g})")
     parser.add_argument("--reg-covar", type=float, default=1e-6, help="added to covariance diagonals (default 1e-6)")
     parser.add_argument("--plot", metavar="PREFIX",
                         help="write PREFIX_criterion.png and PREFIX_mixture.png (needs matplotlib)")
@@ -284,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="choose and fit a mixture for the bundled Old Faithful data",
                                description="Model selection on the bundled Old Faithful data (272 × 2).")
-    _add_selection(demo, "1:6")
+    _add_selection(demo, "1:6", tol=1e-5, max_iter=500)  # converged as far as mclust's fits: its BIC
     demo.set_defaults(run=_demo)
 
     fit = commands.add_parser("fit", help="choose a mixture for DATA by BIC/AIC and save it",

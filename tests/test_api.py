@@ -26,9 +26,10 @@ def test_kmeans_is_the_name_of_seeding_with_lloyd_steps_and_the_old_spelling_wor
     X = np.random.default_rng(0).normal(size=(60, 2)).astype(np.float32)
     new = jgmm.fit(jax.random.key(0), X, 3, init="kmeans", max_iter=3)
     old = jgmm.fit(jax.random.key(0), X, 3, init="kmeans++", max_iter=3)
-    default = jgmm.fit(jax.random.key(0), X, 3, max_iter=3)
+    default = jgmm.fit(jax.random.key(0), X, 3, max_iter=3)  # "hc+kmeans": with one restart, hc
+    hc = jgmm.fit(jax.random.key(1), X, 3, init="hc", max_iter=3)
     np.testing.assert_array_equal(new.params.means, old.params.means)
-    np.testing.assert_array_equal(new.params.means, default.params.means)
+    np.testing.assert_array_equal(hc.params.means, default.params.means)
     with pytest.raises(ValueError, match="'init' parameter must be a str among .*'kmeans'"):
         jgmm.fit(jax.random.key(0), X, 3, init="kmeans+")
 

@@ -44,7 +44,8 @@ def test_demo_chooses_mclusts_model_for_old_faithful(run, cache_dir):
     lines = out.stdout.splitlines()
     header = next(line.split() for line in lines if line.split()[:1] == ["covariance_type"])
     row = next(line.split() for line in lines if line.split()[:2] == ["tied", "3"])
-    assert float(row[header.index("mclust_bic")]) == pytest.approx(-2314.386, abs=0.05)
+    # At least mclust's fit (its EM stops a little earlier), and no more than that apart.
+    assert -2314.386 - 0.01 <= float(row[header.index("mclust_bic")]) <= -2314.386 + 0.1
     assert "status: CONVERGED" in out.stdout and "component 2: weight" in out.stdout
     assert any(cache_dir.iterdir()), "the persistent compilation cache was not written"
 

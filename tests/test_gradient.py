@@ -37,7 +37,7 @@ def test_adam_reaches_the_em_optimum_from_ems_start(x64, covariance_type):
 
 def test_lbfgs_reaches_the_em_optimum_and_stops_at_tol(x64):
     X = overlapping()
-    start = jgmm.fit(jax.random.key(0), X, 3, max_iter=1).params
+    start = jgmm.fit(jax.random.key(0), X, 3, init="kmeans", max_iter=1).params
     em = jgmm.fit(jax.random.key(0), X, 3, init=start, tol=1e-10, max_iter=1000)
     lbfgs = jgmm.fit_gradient(jax.random.key(0), X, 3, init=start, optimizer=optax.lbfgs(), max_iter=500, tol=1e-10)
     assert lbfgs.status == jgmm.Status.CONVERGED and int(lbfgs.n_iter) < 500

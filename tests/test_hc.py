@@ -102,11 +102,18 @@ def test_the_hc_start_is_deterministic_and_serves_fit_and_the_estimator():
 
 def test_select_shares_one_merge_tree_and_each_cell_equals_fit(x64):
     X = jgmm.load_faithful()
-    selection = jgmm.select(jax.random.key(0), X, (2, 3), ("full", "VEV"), init="hc", n_init=1)
-    table = selection.to_dict()
+    table = jgmm.select(jax.random.key(0), X, (2, 3), ("full", "VEV"), init="hc", n_init=1, nested=False).to_dict()
+    assert set(table["start"]) == {"hc"}
     for family, K, log_likelihood in zip(table["covariance_type"], table["n_components"], table["total_log_likelihood"]):
         alone = jgmm.fit(jax.random.key(3), X, int(K), family, init="hc")
         assert log_likelihood == pytest.approx(float(alone.log_likelihood) * len(X), rel=1e-9)
+    # With the mixed policy the table says which restart won each cell.
+    mixed = jgmm.select(jax.random.key(0), X, (2, 3), ("full", "VEV"), init="hc+kmeans", n_init=3, nested=False).to_dict()
+    from_hc = mixed["start"] == "hc"
+    assert set(mixed["start"]) <= {"hc", "kmeans"}
+    logl, hc_logl = mixed["total_log_likelihood"], table["total_log_likelihood"]
+    np.testing.assert_allclose(logl[from_hc], hc_logl[from_hc], rtol=1e-9)
+    assert np.all(logl >= hc_logl - 1e-9 * np.abs(hc_logl))
 
 
 def test_the_mixed_policy_is_never_below_the_hc_start(x64):

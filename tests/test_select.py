@@ -43,7 +43,7 @@ def test_select_recovers_true_k_and_family(covariance_type):
 def test_each_row_equals_fit_for_that_cell(x64):
     X, _, _ = blobs(40, N=300, D=2, K=3, spread=5.0)
     key = jax.random.key(11)
-    selection = jgmm.select(key, X, [1, 3], ("tied", "diag"), n_init=2)
+    selection = jgmm.select(key, X, [1, 3], ("tied", "diag"), n_init=2, nested=False)
     rows = selection.to_dict()
     for i, (family, K) in enumerate(zip(rows["covariance_type"], rows["n_components"])):
         K = int(K)
@@ -74,9 +74,9 @@ def test_padded_fit_equals_unpadded_fit_from_the_same_start(x64, covariance_type
     )
     unpadded = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, max_iter=25, tol=0.0)
     config = GridConfig(Seeding(K_max, "params", 1), covariance_type, max_iter=25, chunk_size=64)
-    best, _, _ = fit_grid(
+    best = fit_grid(
         jax.random.key(0), np.array([3]), X, jnp.ones(250), jnp.asarray(0.0), jnp.asarray(1e-6), padded, config=config
-    )
+    ).best
     np.testing.assert_allclose(best.params.weights[0, 3:], 0.0, atol=0)  # never revived
     np.testing.assert_allclose(best.params.weights[0, :3], unpadded.params.weights, rtol=1e-10)
     np.testing.assert_allclose(best.params.means[0, :3], unpadded.params.means, rtol=1e-10)

@@ -114,8 +114,8 @@ def bootstrap(
     def refit(wb):
         # "default" is the default prior of each replicate's data, as a refit with it would take.
         replicate_prior = default_prior(p.X, 1, ct, sample_weight=wb) if per_k else prior
-        best, _, _ = fit_grid(p.key, np.array([K], np.int32), p.X, wb, p.tol, p.reg_covar, start, None, replicate_prior,
-                           config=config)
+        best = fit_grid(p.key, np.array([K], np.int32), p.X, wb, p.tol, p.reg_covar, start, None, replicate_prior,
+                           config=config).best
         return jax.tree.map(lambda a: a[0], best)
 
     results = jax.vmap(refit)(weights)

@@ -136,7 +136,7 @@ def fit(
     covariance_type: str = "full",
     *,
     n_init: int = 1,
-    init: str | GMMParams = "kmeans",
+    init: str | GMMParams = "hc+kmeans",
     max_iter: int = 100,
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
@@ -161,9 +161,13 @@ def fit(
       covariance_type: a registered family (``jgmm.family_names()``): "full",
         "tied", "diag", "spherical", or an alias such as mclust's "VVV".
       n_init: number of restarts, run batched; the best is returned.
-      init: "kmeans" (k-means++ seeding and Lloyd steps; the old name
-        "kmeans++" is accepted), "k-means++", "random", "random_from_data"
-        (see ``jgmm._engine.init``), a GMMParams to start every restart from, or
+      init: "hc+kmeans" (default: the first restart from mclust's
+        hierarchical start, deterministic, the others k-means, so the best
+        is never below mclust's start; with ``n_init=1`` the fit does not
+        depend on the key), "kmeans" (k-means++ seeding and Lloyd steps on
+        standardised features; the old name "kmeans++" is accepted),
+        "k-means++", "random", "random_from_data", "hc" (see
+        ``jgmm._engine.init``), a GMMParams to start every restart from, or
         GMMParams with a leading (n_init,) axis on every array: restart i
         starts from the i-th.
       max_iter: maximum EM iterations (static: a new value compiles anew).
@@ -223,7 +227,7 @@ def fit(
     config = p.grid_config(K, covariance_type, init, fold_in_k=False, cells_per_batch=1, prior_per_k=prior_per_k)
 
     def solve(key, X, w, tol, reg_covar, init_params, prior):
-        best, _, _ = fit_grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior, config=config)
+        best = fit_grid(key, np.array([K], np.int32), X, w, tol, reg_covar, init_params, prior=prior, config=config).best
         return jax.tree.map(lambda a: a[0], best)
 
     update = em_map_for(config.chunk_size, p.mesh, prior_per_k, p.missing)

@@ -7,7 +7,11 @@ best restart of each K is chosen inside the program. The k-means starting
 centres do not depend on the family: one more program (``jgmm._engine.loop.seed``)
 finds them once for all families. Cell (family, K) uses the
 key ``jax.random.fold_in(key, K)`` for every family, so its row equals
-``jgmm.fit(jax.random.fold_in(key, K), X, K, family, n_init=n_init, ...)``.
+``jgmm.fit(jax.random.fold_in(key, K), X, K, family, n_init=n_init, ...)``
+with ``nested=False``. With ``nested=True`` (default) each cell also starts
+from the previous K's best fit with a component split, in the same program
+(``jgmm._engine.nested``), and keeps the better fit: within a family the
+log-likelihood does not fall as K grows.
 
 ``covariance_types="all"`` fits every registered family (mclust's 14). With
 one feature they reduce to two models, equal or variable variance
@@ -37,6 +41,7 @@ from jgmm._compile import full_precision
 from jgmm._drivers.fit import check_prior, prepare
 from jgmm._engine.init import check_init
 from jgmm._engine.loop import fit_grid, seed
+from jgmm._engine.nested import SPLIT
 from jgmm._engine.planning import default_cells_per_batch
 from jgmm._maths.criteria import count_parameters, icl_from_bic, information_criteria
 from jgmm._maths.families import SCIKIT_LEARN, family, family_names
@@ -92,7 +97,9 @@ class Selection:
         icl (``jgmm.icl``: bic - 2 Σ_n log max_k γ(z_nk)), mclust_bic and
         mclust_icl (the same with the opposite sign, larger is better, as
         R's mclust reports: 2·logL - p·log N and that + 2 Σ_n log max_k γ),
-        n_parameters, n_iter, converged, status, and degenerate_restarts
+        n_parameters, n_iter, converged, status, start (where the best fit
+        began: the method, "hc" or "kmeans" for "hc+kmeans", "split" for
+        the previous K's fit split, ``nested``) and degenerate_restarts
         (restarts of the cell that collapsed).
       best: (covariance_type, n_components) of the best healthy cell by
         ``criterion`` (lowest bic, aic or icl).
@@ -187,7 +194,8 @@ def select(
     covariance_types: str | Iterable[str] = tuple(f.name for f in SCIKIT_LEARN),
     *,
     n_init: int = 5,
-    init: str = "kmeans",
+    init: str = "hc+kmeans",
+    nested: bool = True,
     criterion: str = "bic",
     max_iter: int = 100,
     tol: float = 1e-3,
@@ -210,9 +218,14 @@ def select(
       covariance_types: the families to try (names or aliases), or "all":
         every registered family (mclust's 14). Default: scikit-learn's four.
       n_init: restarts per (family, K).
-      init: how each restart starts, a method of ``jgmm.fit``'s ``init``;
-        its starts are computed once for all families ("hc": one merge
-        tree for every K).
+      init: how each restart starts, a method of ``jgmm.fit``'s ``init``
+        (default "hc+kmeans": mclust's hc start and k-means restarts); its
+        starts are computed once for all families ("hc": one merge tree for
+        every K).
+      nested: also start each K from the best fit of the K before it with
+        components split (``jgmm._engine.nested``), so that within a family
+        the log-likelihood does not fall as K grows; False: every cell
+        equals its ``jgmm.fit``.
       criterion: "bic", "aic" or "icl"; lower is better.
       max_iter, tol, reg_covar, sample_weight, progress, chunk_size,
         on_collapse, missing: as in ``jgmm.fit``.
@@ -245,20 +258,18 @@ def select(
         priors[name], per_k = check_prior(prior, p.X, name, p.w)
         configs[name] = p.grid_config(
             Ks[-1], name, init, fold_in_k=True, cells_per_batch=default_cells_per_batch(len(Ks)), prior_per_k=per_k
-        )._replace(assigned=True)
+        )._replace(assigned=True, nested=bool(nested))
     n_active = np.asarray(Ks, np.int32)
     seeds = seed(p.key, n_active, p.X, p.w, seeding=configs[families[0]].seeding)
-    results, statuses, assigned = {}, {}, {}
+    grids = {}
     for name in families:
-        results[name], statuses[name], assigned[name] = fit_grid(
+        grids[name] = fit_grid(
             p.key, n_active, p.X, p.w, p.tol, p.reg_covar, None, seeds, priors[name], config=configs[name]
         )
         # Not read back yet: the next family compiles while this one runs.
-    results = {family: jax.tree.map(np.asarray, best) for family, best in results.items()}
-    statuses = {family: np.asarray(status) for family, status in statuses.items()}
-    assigned = {family: np.asarray(a) for family, a in assigned.items()}
-
-    table = _table(results, statuses, assigned, Ks, p.X.shape[1], total_weight)
+    grids = {family: jax.tree.map(np.asarray, grid) for family, grid in grids.items()}
+    results = {family: grid.best for family, grid in grids.items()}
+    table = _table(grids, Ks, p.X.shape[1], total_weight, init)
     return Selection(table, _best(table, criterion), criterion, Ks, results)
 
 
@@ -287,15 +298,23 @@ def _check_families(covariance_types, D: int) -> tuple:
     return tuple(kept.values())
 
 
-def _table(results, statuses, assigned, Ks, D, total_weight) -> Table:
+def _start(won: int, init: str) -> str:
+    """The start a cell's best fit came from (``GridResult.won``)."""
+    if won == SPLIT:
+        return "split"
+    return ("hc" if won == 0 else "kmeans") if init == "hc+kmeans" else init
+
+
+def _table(grids, Ks, D, total_weight, init) -> Table:
     """Rows per (family, K); N in log N is Σ w_n (= N without weights)."""
     rows = []
-    for name, result in results.items():
+    for name, grid in grids.items():
+        result = grid.best
         for m, K in enumerate(Ks):
             p = count_parameters(name, K, D)
             log_l = float(result.log_likelihood[m]) * total_weight
             bic, aic = information_criteria(log_l, p, total_weight)
-            icl = icl_from_bic(bic, float(assigned[name][m]))
+            icl = icl_from_bic(bic, float(grid.assigned[m]))
             status = Status(int(result.status[m]))
             rows.append(
                 dict(
@@ -311,7 +330,8 @@ def _table(results, statuses, assigned, Ks, D, total_weight) -> Table:
                     n_iter=int(result.n_iter[m]),
                     converged=bool(result.converged[m]),
                     status=status.name,
-                    degenerate_restarts=int(np.sum(statuses[name][m] == Status.DEGENERATE)),
+                    start=_start(int(grid.won[m]), init),
+                    degenerate_restarts=int(np.sum(grid.restart_status[m] == Status.DEGENERATE)),
                 )
             )
     return Table({name: np.array([row[name] for row in rows]) for name in rows[0]})

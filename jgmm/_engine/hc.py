@@ -74,29 +74,32 @@ def _term(n, W, trace, alpha, with_det):
     return jnp.where(n > 0, n * base, 0)
 
 
-def _union(n, mean, W, trace, i):
-    """Weight, mean, scatter and trace of cluster i merged with each cluster."""
-    n_union = n[i] + n
+def _union(n_i, mean_i, W_i, trace_i, n, mean, W, trace):
+    """Weight, mean, scatter and trace of cluster i (its statistics, the
+    ``_i`` arguments) merged with the clusters of the others (leading axes
+    broadcast)."""
+    n_union = n_i + n
     safe = jnp.where(n_union > 0, n_union, 1)
-    d = mean - mean[i]
-    c = n[i] * n / safe
-    W_union = W + W[i] + c[:, None, None] * d[:, :, None] * d[:, None, :]
-    return n_union, (n[i] * mean[i] + n[:, None] * mean) / safe[:, None], W_union, trace + trace[i] + c * jnp.sum(d * d, 1)
+    d = mean - mean_i
+    c = n_i * n / safe
+    W_union = W + W_i + c[..., None, None] * d[..., :, None] * d[..., None, :]
+    mean_union = (n_i * mean_i + n[..., None] * mean) / safe[..., None]
+    return n_union, mean_union, W_union, trace + trace_i + c * jnp.sum(d * d, -1)
 
 
 def _merge_costs(state, i, alpha):
     """(N,) the cost of merging cluster i with each cluster (inf for itself
-    and for clusters that are gone), and the union's term with each."""
+    and for clusters that are gone)."""
     n, mean, W, trace, T = state["n"], state["mean"], state["W"], state["trace"], state["T"]
     D = W.shape[-1]
-    n_union, _, W_union, trace_union = _union(n, mean, W, trace, i)
+    n_union, _, W_union, trace_union = _union(n[i], mean[i], W[i], trace[i], n, mean, W, trace)
     alive = (n > 0) & (n[i] > 0) & (jnp.arange(n.shape[0]) != i)
     term = jax.lax.cond(
         jnp.any(alive & (n_union > D)),
         lambda: _term(n_union, W_union, trace_union, alpha, True),
         lambda: _term(n_union, W_union, trace_union, alpha, False),
     )
-    return jnp.where(alive, term - T[i] - T, jnp.inf), term
+    return jnp.where(alive, term - T[i] - T, jnp.inf)
 
 
 def agglomerate(Z, w, K_max: int):
@@ -127,7 +130,7 @@ def agglomerate(Z, w, K_max: int):
         trace=jnp.zeros((N,), dtype),
         T=_term(w, jnp.zeros((N, D, D), dtype), jnp.zeros((N,), dtype), alpha, False),
     )
-    C = jax.lax.map(lambda i: _merge_costs(state, i, alpha)[0], jnp.arange(N))  # (N, N), once
+    C = jax.lax.map(lambda i: _merge_costs(state, i, alpha), jnp.arange(N))  # (N, N), once
     labels = jnp.where(alive, jnp.arange(N), -1).astype(jnp.int32)
     carry = dict(
         state,
@@ -145,7 +148,7 @@ def agglomerate(Z, w, K_max: int):
 
         def refresh(c):
             a = jnp.argmin(c["best"])
-            costs, _ = _merge_costs(c, a, alpha)
+            costs = _merge_costs(c, a, alpha)
             return dict(c, best=c["best"].at[a].set(jnp.min(costs)),
                         partner=c["partner"].at[a].set(jnp.argmin(costs).astype(jnp.int32)), stale=c["stale"].at[a].set(False))
 
@@ -158,15 +161,16 @@ def agglomerate(Z, w, K_max: int):
         i, j = jnp.minimum(a, b), jnp.maximum(a, b)
         cost = carry["best"][a]
         s = {k: carry[k] for k in ("n", "mean", "W", "trace", "T")}
-        n_union, mean_union, W_union, trace_union = _union(s["n"], s["mean"], s["W"], s["trace"], i)
+        n_ij, mean_ij, W_ij, trace_ij = _union(*(s[k][i] for k in ("n", "mean", "W", "trace")),
+                                               *(s[k][j] for k in ("n", "mean", "W", "trace")))
         s = dict(
-            n=s["n"].at[i].set(n_union[j]).at[j].set(0),
-            mean=s["mean"].at[i].set(mean_union[j]),
-            W=s["W"].at[i].set(W_union[j]),
-            trace=s["trace"].at[i].set(trace_union[j]),
+            n=s["n"].at[i].set(n_ij).at[j].set(0),
+            mean=s["mean"].at[i].set(mean_ij),
+            W=s["W"].at[i].set(W_ij),
+            trace=s["trace"].at[i].set(trace_ij),
             T=s["T"].at[i].set(cost + s["T"][i] + s["T"][j]).at[j].set(0),
         )
-        row, _ = _merge_costs(s, i, alpha)
+        row = _merge_costs(s, i, alpha)
         best, partner = carry["best"], carry["partner"]
         # Only costs with i changed (and j's are gone). A cluster for which
         # i is now cheaper than its best has i as its exact partner; one
@@ -183,7 +187,7 @@ def agglomerate(Z, w, K_max: int):
         carry = dict(s, best=best, partner=partner, stale=stale, labels=labels, partitions=partitions, clusters=clusters)
         return carry, (jnp.stack([i, j]), cost)
 
-    def step(carry, t):
+    def step(carry, _):
         done = carry["clusters"] <= 1
         return jax.lax.cond(
             done,
@@ -192,7 +196,7 @@ def agglomerate(Z, w, K_max: int):
             carry,
         )
 
-    carry, (merges, costs) = jax.lax.scan(step, carry, jnp.arange(N - 1))
+    carry, (merges, costs) = jax.lax.scan(step, carry, length=N - 1)
     return carry["partitions"], merges, costs
 
 

@@ -11,10 +11,13 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
                       steps; one-hot responsibilities of the nearest centre.
                       Seeding and Lloyd steps use an evenly strided subsample
                       of at most ``INIT_SAMPLE`` rows, so their cost does not
-                      grow with N. Its old name "kmeans++" is accepted
-                      (``check_init``).
-  "k-means++"         the greedy k-means++ seeding only (as scikit-learn's
-                      'k-means++').
+                      grow with N. Distances are measured on standardised
+                      features (each divided by its weighted standard
+                      deviation, ``feature_scale``), so the feature of the
+                      largest spread does not decide the start alone. Its old
+                      name "kmeans++" is accepted (``check_init``).
+  "k-means++"         the greedy k-means++ seeding only (scikit-learn's
+                      'k-means++', on standardised features).
   "random"            uniform random responsibilities, normalised per row.
   "random_from_data"  K distinct samples, each the sole member of one
                       component (scikit-learn's 'random_from_data').
@@ -26,7 +29,8 @@ scikit-learn does. The k-means methods (``KMEANS_INITS``) first find centres
                       them). Deterministic: the key is not used, and one
                       merge tree gives every K (``seed_program``).
   "hc+kmeans"         the first restart "hc", the others "kmeans": the best
-                      of n_init is never below the hc start's.
+                      of n_init is never below the hc start's. The default
+                      of ``fit`` and ``select``.
 """
 
 from __future__ import annotations
@@ -128,12 +132,20 @@ def subsample(chunks: Chunks, size: int = INIT_SAMPLE):
     return chunks.filled(chunks.X[::stride] - chunks.centre), chunks.w[::stride]
 
 
+def feature_scale(X_sample, w_sample):
+    """(D,) the weighted standard deviation of each feature of the (centred)
+    subsample, 1 where it is 0: the k-means methods work on X / scale."""
+    sd = jnp.sqrt(w_sample @ (X_sample * X_sample) / jnp.sum(w_sample))
+    return jnp.where(sd > 0, sd, 1)
+
+
 def kmeans_centers(key: jax.Array, X_sample, w_sample, mask: jax.Array, init: str) -> jax.Array:
     """(K, D) centres of a k-means method (module doc) on the (centred)
-    subsample ``X_sample`` with weights ``w_sample``; ``mask``: (K,) active
-    components."""
-    centers = _kmeans_plusplus(key, X_sample, w_sample, mask.shape[0])
-    return _lloyd(X_sample, w_sample, centers, mask, N_LLOYD) if init == "kmeans" else centers
+    subsample ``X_sample`` with weights ``w_sample``, in standardised
+    coordinates (X / ``feature_scale``); ``mask``: (K,) active components."""
+    Z = X_sample / feature_scale(X_sample, w_sample)
+    centers = _kmeans_plusplus(key, Z, w_sample, mask.shape[0])
+    return _lloyd(Z, w_sample, centers, mask, N_LLOYD) if init == "kmeans" else centers
 
 
 def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, centers=None):
@@ -178,7 +190,8 @@ def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, cen
         scores = jnp.log(chunks.w) + jax.random.gumbel(key, chunks.w.shape, dtype)
         idx = jnp.argsort(-scores)[:K]
         return lambda X, rows: ((rows[:, None] == idx[None, :]) & mask[None, :]).astype(dtype)
-    return lambda X, rows: _nearest(X, centers, mask)
+    scale = feature_scale(*subsample(chunks))
+    return lambda X, rows: _nearest(X / scale, centers, mask)
 
 
 def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, centers=None) -> GMMParams:
@@ -235,7 +248,7 @@ def seed_program(key, n_active, X, w, *, seeding: Seeding):
       offset: (D,) the data's weighted mean (of the observed entries); the
         grid program works in data centred there.
       centers: (M, n_init, K, D) the k-means centres (``kmeans_centers``,
-        centred coordinates) of each cell's restarts, keys from
+        centred, standardised coordinates) of each cell's restarts, keys from
         ``member_keys``; for "hc", (M, n_init, n_sub) the labels of the
         subsample's rows, from one merge tree; None for the other methods.
     """

@@ -27,10 +27,12 @@ from jax.sharding import Mesh
 
 from jgmm._compile import full_precision, jit
 from jgmm._engine.init import Seeding, initialize, member_keys, seed_program, subsample
+from jgmm._engine.nested import nested_rounds
 from jgmm._engine.passes import Chunks, pass_sums
 from jgmm._engine.step import (
     EMState,
     Settings,
+    best_member,
     best_of,
     collapse_references,
     em_step,
@@ -52,6 +54,7 @@ def em_loop(
     mask,
     progress=None,
     prior_per_k: bool = False,
+    skip=None,
 ) -> FitResult:
     """Run EM for a batch of members until each converges, fails or reaches ``max_iter``.
 
@@ -69,6 +72,8 @@ def em_loop(
         compiled for it.
       prior_per_k: static; divide the prior's scale by K^(2/D), K each
         member's active components (mclust's default prior for K).
+      skip: (M,) bool, members that do not run (their result is their
+        start, log-likelihood -inf), or None.
 
     Returns:
       FitResult with a leading (M,) axis.
@@ -96,7 +101,8 @@ def em_loop(
             )
         return t + 1, s
 
-    init = (jnp.zeros((), jnp.int32), initial_state(params, max_iter))
+    state = initial_state(params, max_iter)
+    init = (jnp.zeros((), jnp.int32), state if skip is None else state._replace(done=skip))
     _, s = jax.lax.while_loop(lambda c: jnp.any(~c[1].done), body, init)
     return fit_result(s)
 
@@ -134,6 +140,8 @@ class GridConfig(NamedTuple):
       mesh: the one-axis mesh X and w are split along (``jgmm._engine.shard``), or None.
       prior_per_k: divide the prior's scale by each cell's K^(2/D) (``em_loop``).
       assigned: also return ICL's classification term of each cell's best fit.
+      nested: also start each cell from the previous cell's best fit, split
+        (``jgmm._engine.nested``).
     """
 
     seeding: Seeding
@@ -146,6 +154,26 @@ class GridConfig(NamedTuple):
     mesh: Mesh | None = None
     prior_per_k: bool = False
     assigned: bool = False
+    nested: bool = False
+
+
+class GridResult(NamedTuple):
+    """What a grid program returns (``fit_grid``).
+
+    Attributes:
+      best: FitResult with a leading (M,) axis, the best fit of each cell.
+      restart_status: (M, n_init) int32 status of every restart.
+      assigned: (M,) Σ_n w_n log max_k γ(z_nk) of each best fit (ICL's
+        term), if ``config.assigned``, else None.
+      won: (M,) int32, the restart each best fit came from, or
+        ``jgmm._engine.nested.SPLIT`` where it came from the previous
+        cell's fit (``config.nested``).
+    """
+
+    best: FitResult
+    restart_status: jax.Array
+    assigned: jax.Array | None
+    won: jax.Array
 
 
 def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, prior=None, *, config: GridConfig):
@@ -162,10 +190,7 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
     ``jgmm.Prior`` (data coordinates) for MAP fits.
 
     Returns:
-      best: FitResult with a leading (M,) axis, the best restart of each cell.
-      restart_status: (M, n_init) int32 status of every restart.
-      assigned: (M,) Σ_n w_n log max_k γ(z_nk) of each best fit (ICL's
-        term), if ``config.assigned``, else None.
+      GridResult.
     """
     n_components, init, n_init, fold_in_k, missing = config.seeding
     covariance_type, cells_per_batch = config.covariance_type, config.cells_per_batch
@@ -190,6 +215,11 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
         params = jax.vmap(start)(keys, masks, restarts, centers)
         return em_loop(params, chunks, settings, config.max_iter, masks, config.progress, config.prior_per_k)
 
+    def from_splits(starts, skip):
+        masks = jnp.arange(n_components) < n_active[:, None]
+        starts = jax.vmap(mask_components)(starts, masks)
+        return em_loop(starts, chunks, settings, config.max_iter, masks, config.progress, config.prior_per_k, skip)
+
     M = n_active.shape[0]
     steps = -(-M // cells_per_batch)
     # Cells padded to whole batches by repeating the last one (dropped below).
@@ -204,10 +234,13 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
     results = jax.lax.map(lambda xs: batch(*xs), members)
     results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
     best = jax.vmap(best_of)(results)
+    won = jax.vmap(best_member)(results).astype(jnp.int32)
+    if config.nested and M > 1:
+        best, won = nested_rounds(best, won, n_active, from_splits, tol)
     assigned = None
     if config.assigned:  # one more pass per cell
         assigned = jax.lax.map(lambda p: pass_sums(p, chunks, assigned=True).assigned, best.params)
-    return best._replace(params=shift_means(best.params, offset)), results.status, assigned
+    return GridResult(best._replace(params=shift_means(best.params, offset)), results.status, assigned, won)
 
 
 # The programs compiled (``jgmm._compile.jit``): ``seed`` runs
