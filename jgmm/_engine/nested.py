@@ -37,18 +37,22 @@ def split_components(params: GMMParams, K_from, K_to) -> GMMParams:
     step = 0.5 * jnp.sqrt(jnp.maximum(eigenvalues[:, -1], 0))[:, None] * axes[:, :, -1]  # (K, D)
 
     def split(j, p):
-        weights, means, P = p
+        weights, means, P, lam, step = p
         slot = K_from + j
         active = jnp.arange(K_max) < slot
-        k = jnp.argmax(jnp.where(active, weights * eigenvalues[:, -1], -jnp.inf))
+        k = jnp.argmax(jnp.where(active, weights * lam, -jnp.inf))
         go = slot < K_to
         one = (jnp.arange(K_max) == slot) & go
         half = jnp.where(go, weights[k] / 2, weights[k])
         weights = jnp.where(one, half, weights).at[k].set(half)
         means = jnp.where(one[:, None], means[k] - step[k], means).at[k].set(jnp.where(go, means[k] + step[k], means[k]))
-        return weights, means, f.restart(P, one, P if f.shared else P[k][None])
+        # The copy in ``slot`` carries Σ_k's axis, for a later split of it.
+        lam, step = jnp.where(one, lam[k], lam), jnp.where(one[:, None], step[k], step)
+        return weights, means, f.restart(P, one, P if f.shared else P[k][None]), lam, step
 
-    weights, means, P = jax.lax.fori_loop(0, K_max - 1, split, (params.weights, params.means, params.prec_chol))
+    weights, means, P, _, _ = jax.lax.fori_loop(
+        0, K_max - 1, split, (params.weights, params.means, params.prec_chol, eigenvalues[:, -1], step)
+    )
     return GMMParams(weights, means, P, params.covariance_type)
 
 
