@@ -17,12 +17,16 @@ gives the start of every K.
 As mclust (``hcUse = "SVD"``), the agglomeration runs on the data
 standardised and rotated to their principal axes, each axis scaled by the
 square root of its singular value, and on at most ``HC_SAMPLE`` rows (an
-evenly strided subsample; the first E-step assigns the rest). Each step
-updates the costs of the merged cluster with every other (one (N, D, D)
-batch) and keeps each cluster's cheapest partner; a cluster whose partner
-was merged keeps its old best as a lower bound and computes its costs again
-only when that bound comes first. A step is O(N D³) per cluster computed,
-not a search over all N² pairs.
+evenly strided subsample; the first E-step assigns the rest).
+
+The costs of all pairs are kept in an (N, N) matrix C, in closed form at
+the start (two samples' scatter has rank one). A merge computes the costs
+of the merged cluster with every other (|W| only for unions of weight
+above D, a chunk of them at a time) into its row and column of C, and each
+cluster keeps its cheapest partner; a cluster whose partner was merged
+keeps its old best as a lower bound and reads its row of C again only when
+that bound comes first. A step is O(N D³) at most, not a search over all
+N² pairs.
 """
 
 from __future__ import annotations
@@ -32,21 +36,25 @@ import jax.numpy as jnp
 
 HC_SAMPLE = 2000
 BETA = 1.0
+CHUNK = 8192  # entries of the scatters of the unions whose |W| one pass computes
 
 
 def svd_transform(X, w):
     """mclust's "SVD" transform of (N, D) data with weights w (N,): centred,
     scaled to unit standard deviation, rotated to the principal axes V of
-    the scaled data Z = U S Vᵀ and scaled by S^(-1/2): Z V S^(-1/2). A
-    constant feature becomes 0."""
+    the scaled data Z = U S Vᵀ and scaled by S^(-1/2): Z V S^(-1/2). V and
+    S² are the eigenvectors and eigenvalues of Zᵀ diag(w) Z (an eigh of a
+    D x D matrix compiles faster than the SVD of Z; the costs do not depend
+    on the order or signs of the axes). Axes of relative variance below
+    the rounding (a constant feature) become 0."""
     n = jnp.sum(w)
     mean = w @ X / n
     centred = X - mean
     sd = jnp.sqrt(w @ (centred * centred) / (n - 1))
     Z = jnp.where(sd > 0, centred / jnp.where(sd > 0, sd, 1), 0)
-    _, S, Vt = jnp.linalg.svd(jnp.sqrt(w)[:, None] * Z, full_matrices=False)
-    scale = jnp.where(S > 0, jax.lax.rsqrt(jnp.where(S > 0, S, 1)), 0)
-    return (Z @ Vt.T) * scale
+    S2, V = jnp.linalg.eigh((Z * w[:, None]).T @ Z)
+    kept = S2 > jnp.finfo(Z.dtype).eps * Z.shape[1] * S2[-1]
+    return (Z @ V) * jnp.where(kept, jnp.where(kept, S2, 1) ** -0.25, 0)
 
 
 def _log_det_psd(W):
@@ -63,43 +71,76 @@ def _log_det_psd(W):
     return log_det
 
 
-def _term(n, W, trace, alpha, with_det):
-    """t(C) (module doc) of clusters of weight n (...), scatter W (..., D, D)
-    and tr W; 0 for n = 0. ``with_det``: some cluster has n > D."""
-    D = W.shape[-1]
+def _term(n, trace, log_det, alpha, D: int):
+    """t(C) (module doc) of clusters of weight n (...), tr W and log |W|
+    (read only where n > D); 0 for n = 0."""
     safe_n = jnp.where(n > 0, n, 1)
     base = jnp.log(BETA * (trace + alpha) / safe_n)
-    if with_det:
-        base = jnp.where(n > D, jnp.logaddexp(_log_det_psd(W) - D * jnp.log(safe_n), base), base)
+    base = jnp.where(n > D, jnp.logaddexp(log_det - D * jnp.log(safe_n), base), base)
     return jnp.where(n > 0, n * base, 0)
 
 
-def _union(n_i, mean_i, W_i, trace_i, n, mean, W, trace):
-    """Weight, mean, scatter and trace of cluster i (its statistics, the
-    ``_i`` arguments) merged with the clusters of the others (leading axes
-    broadcast)."""
+def _union(n_i, mean_i, trace_i, n, mean, trace):
+    """Weight, mean and tr W of cluster i (the ``_i`` arguments) merged with
+    the clusters of the others (leading axes broadcast), and the weight
+    c = n_i n / (n_i + n) of the union's between-cluster scatter c d dᵀ,
+    d = mean - mean_i."""
     n_union = n_i + n
     safe = jnp.where(n_union > 0, n_union, 1)
     d = mean - mean_i
     c = n_i * n / safe
-    W_union = W + W_i + c[..., None, None] * d[..., :, None] * d[..., None, :]
     mean_union = (n_i * mean_i + n[..., None] * mean) / safe[..., None]
-    return n_union, mean_union, W_union, trace + trace_i + c * jnp.sum(d * d, -1)
+    return n_union, mean_union, trace + trace_i + c * jnp.sum(d * d, -1), c
+
+
+def _union_scatter(W_i, mean_i, W, mean, c):
+    """(..., D, D) the scatter of cluster i (W_i, mean_i) merged with the
+    others (W, mean, c of ``_union``; leading axes broadcast)."""
+    d = mean - mean_i
+    return W + W_i + c[..., None, None] * d[..., :, None] * d[..., None, :]
+
+
+def _argmin(x):
+    """The first index of x's minimum (int32); two plain reductions, faster
+    on CPU than ``jnp.argmin``'s paired one."""
+    return jnp.min(jnp.where(x == jnp.min(x), jnp.arange(x.shape[0], dtype=jnp.int32), x.shape[0]))
+
+
+def _singleton_costs(w, Z, alive, alpha):
+    """(N, N) the cost of merging each pair of samples (inf on the diagonal
+    and for rows of weight 0), in closed form: a pair's scatter c d dᵀ has
+    rank one, so |W| = 0 unless D = 1."""
+    N, D = Z.shape
+    n_union, _, trace_union, c = _union(w[:, None], Z[:, None], 0, w[None], Z[None], 0)
+    log_det = jnp.log(trace_union) if D == 1 else -jnp.inf
+    T = _term(w, 0, -jnp.inf, alpha, D)
+    cost = _term(n_union, trace_union, log_det, alpha, D) - (T[:, None] + T[None])
+    pair = alive[:, None] & alive[None] & ~jnp.eye(N, dtype=bool)
+    return jnp.where(pair, cost, jnp.inf), T
 
 
 def _merge_costs(state, i, alpha):
     """(N,) the cost of merging cluster i with each cluster (inf for itself
-    and for clusters that are gone)."""
+    and for clusters that are gone). |W| of a union is computed only where
+    its weight exceeds D, ``CHUNK`` unions at a time."""
     n, mean, W, trace, T = state["n"], state["mean"], state["W"], state["trace"], state["T"]
-    D = W.shape[-1]
-    n_union, _, W_union, trace_union = _union(n[i], mean[i], W[i], trace[i], n, mean, W, trace)
-    alive = (n > 0) & (n[i] > 0) & (jnp.arange(n.shape[0]) != i)
-    term = jax.lax.cond(
-        jnp.any(alive & (n_union > D)),
-        lambda: _term(n_union, W_union, trace_union, alpha, True),
-        lambda: _term(n_union, W_union, trace_union, alpha, False),
-    )
-    return jnp.where(alive, term - T[i] - T, jnp.inf)
+    N, D = mean.shape
+    n_union, _, trace_union, c = _union(n[i], mean[i], trace[i], n, mean, trace)
+    alive = (n > 0) & (n[i] > 0) & (jnp.arange(N) != i)
+    need = alive & (n_union > D)
+    chunk = min(max(CHUNK // D**2, 32), N)
+    position = jnp.cumsum(need, dtype=jnp.int32)  # the q-th union needing |W| is the first with q
+
+    def log_dets(k, log_det):
+        at = jnp.searchsorted(position, k * chunk + jnp.arange(1, chunk + 1, dtype=jnp.int32), method="scan_unrolled")
+        safe = jnp.minimum(at, N - 1)
+        W_union = _union_scatter(W[i], mean[i], W[safe], mean[safe], c[safe])
+        return log_det.at[at].set(_log_det_psd(W_union), mode="drop")
+
+    n_chunks = (position[-1] + chunk - 1) // chunk
+    log_det = jax.lax.fori_loop(0, n_chunks, log_dets, jnp.full((N,), -jnp.inf, mean.dtype))
+    term = _term(n_union, trace_union, log_det, alpha, D)
+    return jnp.where(alive, term - (T[i] + T), jnp.inf)
 
 
 def agglomerate(Z, w, K_max: int):
@@ -123,81 +164,75 @@ def agglomerate(Z, w, K_max: int):
     centred = Z - w @ Z / n_total
     alpha = jnp.maximum(jnp.sum(w @ (centred * centred)) / (n_total * D), jnp.finfo(dtype).eps)
     alive = w > 0
-    state = dict(
-        n=w,
-        mean=Z,
-        W=jnp.zeros((N, D, D), dtype),
-        trace=jnp.zeros((N,), dtype),
-        T=_term(w, jnp.zeros((N, D, D), dtype), jnp.zeros((N,), dtype), alpha, False),
-    )
-    C = jax.lax.map(lambda i: _merge_costs(state, i, alpha), jnp.arange(N))  # (N, N), once
+    C, T = _singleton_costs(w, Z, alive, alpha)
     labels = jnp.where(alive, jnp.arange(N), -1).astype(jnp.int32)
     carry = dict(
-        state,
+        n=w,
+        mean=Z,
+        W=jnp.zeros((N, D, D), dtype),  # batch axis last: the unrolled elimination vectorises
+        trace=jnp.zeros((N,), dtype),
+        T=T,
+        C=C,
         best=jnp.min(C, axis=1),
-        partner=jnp.argmin(C, axis=1).astype(jnp.int32),
+        partner=jax.vmap(_argmin)(C),
         stale=jnp.zeros((N,), bool),
         labels=labels,
         partitions=jnp.broadcast_to(labels, (K_max, N)),
         clusters=jnp.sum(alive).astype(jnp.int32),
+        merged=jnp.int32(0),
+        merges=jnp.full((N - 1, 2), -1, jnp.int32),
+        costs=jnp.full((N - 1,), jnp.inf, dtype),
     )
 
     def settle(c):
-        """Costs computed again for the cheapest-looking cluster until its
-        best is exact: a stale best is a lower bound (module doc)."""
+        """The cheapest-looking cluster's best read again from C until it
+        is exact: a stale best is a lower bound (module doc)."""
 
         def refresh(c):
-            a = jnp.argmin(c["best"])
-            costs = _merge_costs(c, a, alpha)
-            return dict(c, best=c["best"].at[a].set(jnp.min(costs)),
-                        partner=c["partner"].at[a].set(jnp.argmin(costs).astype(jnp.int32)), stale=c["stale"].at[a].set(False))
+            a = _argmin(c["best"])
+            return dict(c, best=c["best"].at[a].set(jnp.min(c["C"][a])), partner=c["partner"].at[a].set(_argmin(c["C"][a])),
+                        stale=c["stale"].at[a].set(False))
 
-        return jax.lax.while_loop(lambda c: c["stale"][jnp.argmin(c["best"])], refresh, c)
+        return jax.lax.while_loop(lambda c: c["stale"][_argmin(c["best"])], refresh, c)
 
     def merge(carry):
         carry = settle(carry)
-        a = jnp.argmin(carry["best"]).astype(jnp.int32)
+        a = _argmin(carry["best"])
         b = carry["partner"][a]
         i, j = jnp.minimum(a, b), jnp.maximum(a, b)
         cost = carry["best"][a]
         s = {k: carry[k] for k in ("n", "mean", "W", "trace", "T")}
-        n_ij, mean_ij, W_ij, trace_ij = _union(*(s[k][i] for k in ("n", "mean", "W", "trace")),
-                                               *(s[k][j] for k in ("n", "mean", "W", "trace")))
+        n_ij, mean_ij, trace_ij, c_ij = _union(*(s[k][i] for k in ("n", "mean", "trace")),
+                                               *(s[k][j] for k in ("n", "mean", "trace")))
         s = dict(
             n=s["n"].at[i].set(n_ij).at[j].set(0),
             mean=s["mean"].at[i].set(mean_ij),
-            W=s["W"].at[i].set(W_ij),
+            W=s["W"].at[i].set(_union_scatter(s["W"][i], s["mean"][i], s["W"][j], s["mean"][j], c_ij)),
             trace=s["trace"].at[i].set(trace_ij),
             T=s["T"].at[i].set(cost + s["T"][i] + s["T"][j]).at[j].set(0),
         )
         row = _merge_costs(s, i, alpha)
+        C = carry["C"].at[i].set(row).at[:, i].set(row).at[j].set(jnp.inf).at[:, j].set(jnp.inf)
         best, partner = carry["best"], carry["partner"]
         # Only costs with i changed (and j's are gone). A cluster for which
         # i is now cheaper than its best has i as its exact partner; one
         # whose partner was i or j keeps its best as a lower bound, marked
-        # stale, and ``settle`` computes its costs when it comes first.
+        # stale, and ``settle`` reads its row of C when it comes first.
         closer = row < best
         stale = (carry["stale"] | ((partner == i) | (partner == j))) & ~closer
         best = jnp.where(closer, row, best).at[i].set(jnp.min(row)).at[j].set(jnp.inf)
-        partner = jnp.where(closer, i, partner).at[i].set(jnp.argmin(row).astype(jnp.int32))
+        partner = jnp.where(closer, i, partner).at[i].set(_argmin(row))
         stale = stale.at[i].set(False).at[j].set(False)
         labels = jnp.where(carry["labels"] == j, i, carry["labels"])
         clusters = carry["clusters"] - 1
         partitions = carry["partitions"].at[jnp.clip(clusters - 1, 0, K_max - 1)].set(labels)
-        carry = dict(s, best=best, partner=partner, stale=stale, labels=labels, partitions=partitions, clusters=clusters)
-        return carry, (jnp.stack([i, j]), cost)
+        step = carry["merged"]
+        return dict(s, C=C, best=best, partner=partner, stale=stale, labels=labels, partitions=partitions,
+                    clusters=clusters, merged=step + 1, merges=carry["merges"].at[step].set(jnp.stack([i, j])),
+                    costs=carry["costs"].at[step].set(cost))
 
-    def step(carry, _):
-        done = carry["clusters"] <= 1
-        return jax.lax.cond(
-            done,
-            lambda c: (c, (jnp.full((2,), -1, jnp.int32), jnp.asarray(jnp.inf, dtype))),
-            merge,
-            carry,
-        )
-
-    carry, (merges, costs) = jax.lax.scan(step, carry, length=N - 1)
-    return carry["partitions"], merges, costs
+    carry = jax.lax.while_loop(lambda c: c["clusters"] > 1, merge, carry)
+    return carry["partitions"], carry["merges"], carry["costs"]
 
 
 def partition_labels(partition, K_max: int):
