@@ -100,10 +100,11 @@ def _union_scatter(W_i, mean_i, W, mean, c):
     return W + W_i + c[..., None, None] * d[..., :, None] * d[..., None, :]
 
 
-def _argmin(x):
-    """The first index of x's minimum (int32); two plain reductions, faster
-    on CPU than ``jnp.argmin``'s paired one."""
-    return jnp.min(jnp.where(x == jnp.min(x), jnp.arange(x.shape[0], dtype=jnp.int32), x.shape[0]))
+def _min(x):
+    """x's minimum and its first index (int32), by two plain reductions
+    (faster on CPU than ``jnp.argmin``'s paired one)."""
+    m = jnp.min(x)
+    return m, jnp.min(jnp.where(x == m, jnp.arange(x.shape[0], dtype=jnp.int32), x.shape[0]))
 
 
 def _singleton_costs(w, Z, alive, alpha):
@@ -174,7 +175,7 @@ def agglomerate(Z, w, K_max: int):
         T=T,
         C=C,
         best=jnp.min(C, axis=1),
-        partner=jax.vmap(_argmin)(C),
+        partner=jax.vmap(_min)(C)[1],
         stale=jnp.zeros((N,), bool),
         labels=labels,
         partitions=jnp.broadcast_to(labels, (K_max, N)),
@@ -184,23 +185,23 @@ def agglomerate(Z, w, K_max: int):
         costs=jnp.full((N - 1,), jnp.inf, dtype),
     )
 
-    def settle(c):
-        """The cheapest-looking cluster's best read again from C until it
-        is exact: a stale best is a lower bound (module doc)."""
+    def settle(best, partner, stale, C):
+        """The cheapest-looking cluster, once its best is exact: a stale
+        best is a lower bound, read again from its row of C (module doc)."""
 
         def refresh(c):
-            a = _argmin(c["best"])
-            return dict(c, best=c["best"].at[a].set(jnp.min(c["C"][a])), partner=c["partner"].at[a].set(_argmin(c["C"][a])),
-                        stale=c["stale"].at[a].set(False))
+            best, partner, stale, a = c
+            m, p = _min(C[a])
+            best = best.at[a].set(m)
+            return best, partner.at[a].set(p), stale.at[a].set(False), _min(best)[1]
 
-        return jax.lax.while_loop(lambda c: c["stale"][_argmin(c["best"])], refresh, c)
+        return jax.lax.while_loop(lambda c: c[2][c[3]], refresh, (best, partner, stale, _min(best)[1]))
 
     def merge(carry):
-        carry = settle(carry)
-        a = _argmin(carry["best"])
-        b = carry["partner"][a]
+        best, partner, stale, a = settle(carry["best"], carry["partner"], carry["stale"], carry["C"])
+        b = partner[a]
         i, j = jnp.minimum(a, b), jnp.maximum(a, b)
-        cost = carry["best"][a]
+        cost = best[a]
         s = {k: carry[k] for k in ("n", "mean", "W", "trace", "T")}
         n_ij, mean_ij, trace_ij, c_ij = _union(*(s[k][i] for k in ("n", "mean", "trace")),
                                                *(s[k][j] for k in ("n", "mean", "trace")))
@@ -213,15 +214,15 @@ def agglomerate(Z, w, K_max: int):
         )
         row = _merge_costs(s, i, alpha)
         C = carry["C"].at[i].set(row).at[:, i].set(row).at[j].set(jnp.inf).at[:, j].set(jnp.inf)
-        best, partner = carry["best"], carry["partner"]
         # Only costs with i changed (and j's are gone). A cluster for which
         # i is now cheaper than its best has i as its exact partner; one
         # whose partner was i or j keeps its best as a lower bound, marked
         # stale, and ``settle`` reads its row of C when it comes first.
         closer = row < best
-        stale = (carry["stale"] | ((partner == i) | (partner == j))) & ~closer
-        best = jnp.where(closer, row, best).at[i].set(jnp.min(row)).at[j].set(jnp.inf)
-        partner = jnp.where(closer, i, partner).at[i].set(_argmin(row))
+        stale = (stale | ((partner == i) | (partner == j))) & ~closer
+        row_min, row_partner = _min(row)
+        best = jnp.where(closer, row, best).at[i].set(row_min).at[j].set(jnp.inf)
+        partner = jnp.where(closer, i, partner).at[i].set(row_partner)
         stale = stale.at[i].set(False).at[j].set(False)
         labels = jnp.where(carry["labels"] == j, i, carry["labels"])
         clusters = carry["clusters"] - 1
