@@ -158,6 +158,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_init = 1 if warm else self.n_init
             key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             init = self._starting_params(X, w, key, n_init) if not warm else self._cast(self.params_, X.dtype)
+            if self.max_iter == 0:  # scikit-learn: the fit is the (last restart's) start, no EM
+                self._set_start(X, w, key, n_init, init)
+                return self
             # Data split over devices (jgmm.shard) are fitted where they lie.
             data = given if data_mesh(given) is not None else X
             result = fit(
@@ -167,6 +170,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
             self._set_fitted(jax.device_get(result))
         return self
+
+    def _set_start(self, X, w, key, n_init, init):
+        """Fitted attributes for ``max_iter=0``, as scikit-learn sets them:
+        the parameters where the last restart starts, ``n_iter_`` 0,
+        ``lower_bound_`` -inf, not converged, and no warning."""
+        if isinstance(init, str):
+            init = self._method_params(X, w, key, n_init, init)
+        if init.weights.ndim == 2:
+            init = jax.tree.map(lambda a: a[-1], init)
+        vars(self).pop("_online", None)
+        self._set_params(jax.device_get(init))
+        self.status_, self.converged_, self.n_iter_ = Status.MAX_ITER, False, 0
+        self.lower_bound_, self.lower_bounds_ = -np.inf, []
 
     def _check_warm_start(self, X):
         """A warm start continues the previous fit: it needs the same model and D."""
@@ -235,25 +251,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return P.astype(X.dtype)
 
     def _check_given_shapes(self, X):
+        """weights_init, means_init and the shape of precisions_init, in
+        scikit-learn's order and words (``_check_weights``, ``_check_means``,
+        ``_check_precisions`` of sklearn.mixture)."""
         K, D, ct = self.n_components, X.shape[1], self.covariance_type
-        expected = {
-            "weights_init": (K,),
-            "means_init": (K, D),
-            "precisions_init": family(ct).prec_chol_shape(K, D),
-        }
-        for name, shape in expected.items():
-            value = getattr(self, name)
-            if value is not None and np.shape(value) != shape:
-                raise ValueError(
-                    f"The parameter '{name}' should have the shape of {shape}, but got {np.shape(value)}"
-                )
-        if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, np.float64)
-            if np.any(weights < 0) or np.any(weights > 1) or not np.isclose(np.sum(weights), 1.0):
-                raise ValueError(
-                    "The parameter 'weights_init' should be non-negative, at most 1 and sum to 1, "
-                    f"but got {weights}"
-                )
+        shapes = {"weights": (K,), "means": (K, D), f"{ct} precision": family(ct).prec_chol_shape(K, D)}
+        given = {"weights": self.weights_init, "means": self.means_init, f"{ct} precision": self.precisions_init}
+        for name, value in given.items():
+            if value is not None and np.shape(value) != shapes[name]:
+                raise ValueError(f"The parameter '{name}' should have the shape of {shapes[name]}, but got {np.shape(value)}")
+            if name == "weights" and value is not None:
+                weights = np.asarray(value)
+                weights = weights if weights.dtype == np.float32 else weights.astype(np.float64)
+                if np.any(weights < 0) or np.any(weights > 1):
+                    # scikit-learn's message names the minimum "max value" and the maximum "min value"
+                    raise ValueError(
+                        "The parameter 'weights' should be in the range [0, 1], but got max value "
+                        f"{np.min(weights):.5f}, min value {np.max(weights):.5f}"
+                    )
+                if not np.isclose(abs(1.0 - float(np.sum(weights))), 0.0, atol=1e-6 if weights.dtype == np.float32 else 1e-8):
+                    raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {np.sum(weights):.5f}")
 
     def _set_params(self, params):
         self.params_ = params
