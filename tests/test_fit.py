@@ -72,11 +72,23 @@ def test_restarts_are_the_best_of_single_fits():
     X, _, _ = blobs(23, N=300, D=2, K=5, spread=2.5)
     key = jax.random.key(7)
     best = jgmm.fit(key, X, 5, init="random", n_init=4, max_iter=30)
-    singles = [jgmm.fit(k, X, 5, init="random", max_iter=30) for k in jax.random.split(key, 4)]
+    keys = [key] + [jax.random.fold_in(key, i) for i in range(1, 4)]
+    singles = [jgmm.fit(k, X, 5, init="random", max_iter=30) for k in keys]
     lls = np.array([float(s.log_likelihood) for s in singles])
     # float32, summed in chunks of different sizes: equal to rounding.
     np.testing.assert_allclose(best.log_likelihood, lls.max(), rtol=1e-5)
     np.testing.assert_allclose(best.params.means, singles[int(lls.argmax())].params.means, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data", "hc+kmeans"])
+def test_more_restarts_are_never_worse(init):
+    """The first restarts of n_init = m are those of any smaller n_init (the
+    same key), so the best never falls as n_init grows (to rounding: XLA
+    may round a batch of other width differently)."""
+    X, _, _ = blobs(28, N=300, D=2, K=5, spread=1.5)
+    key = jax.random.key(5)
+    lls = np.array([float(jgmm.fit(key, X, 5, init=init, n_init=m, max_iter=20).log_likelihood) for m in (1, 2, 3, 4, 6)])
+    assert np.all(np.diff(lls) >= -4 * np.finfo(np.float32).eps * np.abs(lls[1:])), lls
 
 
 def test_vmap_over_keys_equals_a_loop_of_fits():

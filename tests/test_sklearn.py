@@ -214,6 +214,18 @@ def test_invalid_starts_get_scikit_learns_messages(kwargs):
     assert messages[1] == messages[0]
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data", "hc"])
+def test_lower_bound_never_drops_as_n_init_grows(init_params):
+    X, _, _ = blobs(28, N=300, K=5, spread=1.5)
+    bounds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for n_init in (1, 2, 3, 4, 6):
+            bounds.append(GaussianMixture(5, init_params=init_params, n_init=n_init, max_iter=20, random_state=0).fit(X).lower_bound_)
+    bounds = np.array(bounds)  # to rounding: a batch of other width may round differently
+    assert np.all(np.diff(bounds) >= -4 * np.finfo(np.float32).eps * np.abs(bounds[1:])), bounds
+
+
 def test_max_iter_0_fits_the_start_as_scikit_learn_does():
     X, _, _ = blobs(43, N=200)
     # (scikit-learn 1.9 fails on max_iter=0 with precisions_init given: no covariances_)

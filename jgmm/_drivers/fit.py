@@ -151,8 +151,9 @@ def fit(
 
     Args:
       key: a ``jax.random.key`` (a raw ``jax.random.PRNGKey`` is wrapped as
-        the same key). Restart i uses ``jax.random.split(key, n_init)[i]``;
-        a single fit uses ``key`` itself.
+        the same key). Restart 0 uses ``key`` itself, restart i > 0
+        ``jax.random.fold_in(key, i)``: the first restarts of a larger
+        ``n_init`` are those of a smaller one, so more are never worse.
       X: (N, D) samples. float32 by default; float64 data stay float64 when
         ``jax_enable_x64`` is on. Up to 65,536 rows, N is padded with rows
         of weight 0 to one of four sizes per octave, so that data of nearby

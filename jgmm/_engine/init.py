@@ -209,8 +209,10 @@ def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, cent
 
 
 def restart_keys(key, n_init: int):
-    """The key of each restart: ``key`` itself for one, else ``split(key, n_init)``."""
-    return key[None] if n_init == 1 else jax.random.split(key, n_init)
+    """The key of each restart: ``key`` itself for the first, ``fold_in(key,
+    i)`` for restart i > 0, so the first m restarts of any ``n_init >= m``
+    are the same (more restarts are never worse)."""
+    return jnp.concatenate([key[None], jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(1, n_init))])
 
 
 def member_keys(key, n_active, n_init: int, fold_in_k: bool):
