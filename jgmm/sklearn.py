@@ -163,12 +163,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 return self
             # Data split over devices (jgmm.shard) are fitted where they lie.
             data = given if data_mesh(given) is not None else X
-            result = fit(
+            run = lambda max_iter: jax.device_get(fit(
                 key, data, self.n_components, self.covariance_type, n_init=n_init, init=init,
-                max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
+                max_iter=max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
                 progress=self.verbose_interval if self.verbose else 0, prior=self.prior, missing=self.missing,
-            )
-            self._set_fitted(jax.device_get(result))
+            ))
+            result = run(self.max_iter)
+            # scikit-learn compares a warm start's first lower bound with the
+            # previous fit's: within tol, it stops after that iteration
+            if warm and abs(float(result.history[0]) - self.lower_bound_) < self.tol:
+                result = (run(1) if int(result.n_iter) > 1 else result)._replace(converged=True, status=Status.CONVERGED)
+            self._set_fitted(result)
         return self
 
     def _set_start(self, X, w, key, n_init, init):

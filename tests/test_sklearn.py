@@ -226,6 +226,28 @@ def test_lower_bound_never_drops_as_n_init_grows(init_params):
     assert np.all(np.diff(bounds) >= -4 * np.finfo(np.float32).eps * np.abs(bounds[1:])), bounds
 
 
+def test_warm_start_one_iteration_at_a_time_is_scikit_learns():
+    X, _, _ = blobs(28, N=300, K=5, spread=1.5)
+    X = X.astype(np.float64)
+    start = GaussianMixture(5, max_iter=2, random_state=0).fit(X)
+    given = dict(weights_init=start.weights_, means_init=start.means_, precisions_init=start.precisions_)
+    runs = []
+    for Estimator in (sklearn.mixture.GaussianMixture, GaussianMixture):
+        model, steps = Estimator(5, warm_start=True, max_iter=1, tol=1e-3, **given), []
+        for _ in range(25):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.fit(X)
+            warned = any(issubclass(c.category, ConvergenceWarning) for c in caught)
+            steps.append((model.lower_bound_, model.converged_, warned, model.n_iter_))
+        runs.append(steps)
+    theirs, ours = (np.array(r, dtype=float) for r in runs)
+    np.testing.assert_allclose(ours[:, 0], theirs[:, 0], rtol=1e-8)
+    np.testing.assert_array_equal(ours[:, 1:], theirs[:, 1:])  # converged, warned, n_iter
+    assert ours[:, 1].any() and not ours[0, 1]  # it does converge, later
+    assert np.all(np.diff(ours[:, 0]) >= 0)
+
+
 def test_max_iter_0_fits_the_start_as_scikit_learn_does():
     X, _, _ = blobs(43, N=200)
     # (scikit-learn 1.9 fails on max_iter=0 with precisions_init given: no covariances_)
