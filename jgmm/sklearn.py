@@ -293,7 +293,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         history = np.asarray(result.history)[: self.n_iter_]
         self.lower_bounds_ = [float(v) for v in history]
         self.lower_bound_ = float(history[-1]) if history.size else float(result.log_likelihood)
-        if self.status_ == Status.NONFINITE:  # every restart failed
+        # every restart failed; or, with no regularisation, a covariance is
+        # singular: scikit-learn's Cholesky fails there
+        if self.status_ == Status.NONFINITE or (self.status_ == Status.DEGENERATE and self.reg_covar == 0):
             raise ValueError(f"Fitting the mixture model failed because {_ILL_DEFINED}")
         if self.status_ == Status.DEGENERATE:
             warnings.warn(

@@ -305,6 +305,19 @@ def test_a_degenerate_fit_warns_in_scikit_learns_words(covariance_type):
     assert np.all(np.isfinite(model.score_samples(X)))
 
 
+def test_a_singular_covariance_without_regularisation_is_scikit_learns_error():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2)), np.tile([[30.0, 30.0]], (5, 1))])
+    messages = []
+    for Estimator in (sklearn.mixture.GaussianMixture, GaussianMixture):
+        with pytest.raises(ValueError) as error:
+            Estimator(3, reg_covar=0.0, random_state=0).fit(X)
+        messages.append(str(error.value))
+    assert messages[1] == messages[0]
+    with pytest.warns(ConvergenceWarning, match="degenerate"):  # regularised, jgmm drops the component
+        GaussianMixture(3, random_state=0).fit(X)
+
+
 def test_every_restart_failing_is_scikit_learns_error():
     X = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
     far = np.full((2, 2), 1e20, np.float32)  # every squared distance overflows float32
