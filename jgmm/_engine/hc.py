@@ -170,7 +170,7 @@ def agglomerate(Z, w, K_max: int):
     carry = dict(
         n=w,
         mean=Z,
-        W=jnp.zeros((N, D, D), dtype),  # batch axis last: the unrolled elimination vectorises
+        W=jnp.zeros((N, D, D), dtype),
         trace=jnp.zeros((N,), dtype),
         T=T,
         C=C,
