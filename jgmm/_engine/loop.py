@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 
 from jgmm._compile import full_precision, jit
 from jgmm._engine.init import Seeding, initialize, member_keys, seed_program, subsample
-from jgmm._engine.nested import nested_rounds
+from jgmm._engine.nested import merge, next_todo, split_starts
 from jgmm._engine.passes import Chunks, pass_sums
 from jgmm._engine.step import (
     EMState,
@@ -211,17 +211,8 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
             params = jax.tree.map(lambda a: a[restart], params)
         return params
 
-    def batch(keys, masks, restarts, centers):
-        params = jax.vmap(start)(keys, masks, restarts, centers)
-        return em_loop(params, chunks, settings, config.max_iter, masks, config.progress, config.prior_per_k)
-
-    def from_splits(starts, skip):
-        masks = jnp.arange(n_components) < n_active[:, None]
-        starts = jax.vmap(mask_components)(starts, masks)
-        return em_loop(starts, chunks, settings, config.max_iter, masks, config.progress, config.prior_per_k, skip)
-
     M = n_active.shape[0]
-    steps = -(-M // cells_per_batch)
+    steps, B = -(-M // cells_per_batch), cells_per_batch * n_init
     # Cells padded to whole batches by repeating the last one (dropped below).
     pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], steps * cells_per_batch - M, axis=0)])
     K_cells = pad(n_active)
@@ -229,18 +220,77 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
     masks = jnp.broadcast_to((jnp.arange(n_components) < K_cells[:, None])[:, None], (K_cells.shape[0], n_init, n_components))
     restarts = jnp.broadcast_to(jnp.arange(n_init), K_cells.shape + (n_init,))
     # Batches of members (cells × restarts, flattened) in sequence.
-    batched = lambda a: a.reshape((steps, cells_per_batch * n_init) + a.shape[2:])
+    batched = lambda a: a.reshape((steps, B) + a.shape[2:])
     members = (batched(keys), batched(masks), batched(restarts), jax.tree.map(lambda a: batched(pad(a)), centers))
-    results = jax.lax.map(lambda xs: batch(*xs), members)
-    results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], results)
-    best = jax.vmap(best_of)(results)
-    won = jax.vmap(best_member)(results).astype(jnp.int32)
-    if config.nested and M > 1:
-        best, won = nested_rounds(best, won, n_active, from_splits, tol)
+    nested = config.nested and M > 1
+    splits = -(-M // B)  # batches of split starts per nested round
+
+    # One EM loop for all work: item t < steps is batch t of the restarts;
+    # then (``nested``) round r's batch j of split starts is item
+    # steps + r·splits + j, for as long as cells are left to do.
+    def starts(t, c):
+        if not nested:
+            return restart_starts(t)
+        return jax.lax.cond(t < steps, restart_starts, lambda t: split_batch(t, c), t)
+
+    def restart_starts(t):
+        keys, masks, restarts, centers = jax.tree.map(lambda a: a[jnp.minimum(t, steps - 1)], members)
+        return jax.vmap(start)(keys, masks, restarts, centers), masks, jnp.zeros((B,), bool)
+
+    def split_batch(t, c):
+        cells = (t - steps) % splits * B + jnp.arange(B)
+        inside = jnp.minimum(cells, M - 1)
+        masks = jnp.arange(n_components) < n_active[inside, None]
+        params = jax.vmap(mask_components)(split_starts(c["parents"], n_active, inside), masks)
+        return params, masks, ~(c["todo"][inside] & (cells < M))
+
+    def restart_done(t, c, fits):
+        results = jax.tree.map(lambda r, f: r.at[t].set(f), c["results"], fits)
+        return jax.lax.cond(t == steps - 1, restarts_over, lambda c: c, dict(c, results=results))
+
+    def restarts_over(c):
+        results = jax.tree.map(lambda a: a.reshape((-1, n_init) + a.shape[2:])[:M], c["results"])
+        c = dict(c, best=jax.vmap(best_of)(results), won=jax.vmap(best_member)(results).astype(jnp.int32))
+        return dict(c, todo=jnp.arange(M) > 0, parents=c["best"].params) if nested else c
+
+    def split_done(t, c, fits, skip):
+        j = (t - steps) % splits
+        cells = j * B + jnp.arange(B)
+        best, won, taken = merge(c["best"], c["won"], cells, fits, ~skip)
+        taken = jnp.where(j == 0, False, c["taken"]).at[cells].set(taken, mode="drop")
+        c = dict(c, best=best, won=won, taken=taken)
+        last = j == splits - 1
+        todo = jnp.where(last, next_todo(best, taken, tol), c["todo"])
+        parents = jax.tree.map(lambda a, b: jnp.where(last, a, b), best.params, c["parents"])
+        return dict(c, todo=todo, parents=parents)
+
+    def body(c):
+        t = c["t"]
+        params, masks, skip = starts(t, c)
+        fits = em_loop(params, chunks, settings, config.max_iter, masks, config.progress, config.prior_per_k, skip)
+        if nested:
+            c = jax.lax.cond(t < steps, lambda c: restart_done(t, c, fits), lambda c: split_done(t, c, fits, skip), c)
+        else:
+            c = restart_done(t, c, fits)
+        return dict(c, t=t + 1)
+
+    def going(c):
+        if not nested:
+            return c["t"] < steps
+        return (c["t"] < steps) | (jnp.any(c["todo"]) & ((c["t"] - steps) // splits < M - 1))
+
+    fit = jax.eval_shape(lambda: em_loop(restart_starts(0)[0], chunks, settings, config.max_iter, members[1][0]))
+    zeros = lambda lead: jax.tree.map(lambda a: jnp.zeros(lead + a.shape[1:], a.dtype), fit)
+    c = dict(t=jnp.zeros((), jnp.int32), results=zeros((steps, B)), best=zeros((M,)), won=jnp.zeros((M,), jnp.int32))
+    if nested:
+        c.update(todo=jnp.zeros((M,), bool), taken=jnp.zeros((M,), bool), parents=c["best"].params)
+    c = jax.lax.while_loop(going, body, c)
+    best, won, results = c["best"], c["won"], c["results"]
     assigned = None
     if config.assigned:  # one more pass per cell
         assigned = jax.lax.map(lambda p: pass_sums(p, chunks, assigned=True).assigned, best.params)
-    return GridResult(best._replace(params=shift_means(best.params, offset)), results.status, assigned, won)
+    status = results.status.reshape(-1, n_init)[:M]
+    return GridResult(best._replace(params=shift_means(best.params, offset)), status, assigned, won)
 
 
 # The programs compiled (``jgmm._compile.jit``): ``seed`` runs

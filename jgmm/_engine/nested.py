@@ -2,12 +2,13 @@
 
 Every mixture of K components is one of K + 1 (add a component of weight
 0), so the best log-likelihood cannot fall as K grows; a local maximum found
-from independent starts can. ``nested_rounds`` starts each cell (K_m) from
-the best fit of the cell before it (K_{m-1}) with components split
-(``split_components``), runs EM on all such cells at once and keeps the
-better fit. A cell whose parent improved is started again from it in the
-next round, while it is still below its parent (by more than ``tol``): at
-most M - 1 rounds, usually one. All inside the compiled grid program.
+from independent starts can. In rounds, the grid
+program (``jgmm._engine.loop``) starts each cell (K_m) from the best fit of
+the cell before it (K_{m-1}) with components split (``split_starts``), runs
+EM on the cells (in its one EM loop, as its restarts) and keeps the better
+fit (``merge``). A cell whose parent improved is started again from it in
+the next round, while it is still below its parent by more than ``tol``
+(``next_todo``): at most M - 1 rounds, usually one.
 """
 
 from __future__ import annotations
@@ -56,42 +57,30 @@ def split_components(params: GMMParams, K_from, K_to) -> GMMParams:
     return GMMParams(weights, means, P, params.covariance_type)
 
 
-def _better(best: FitResult, new: FitResult, take):
-    """Per cell, ``new`` where ``take`` and it is the better fit
-    (``best_member`` of the two), and whether it was taken."""
-    pair = jax.tree.map(lambda a, b: jnp.stack([a, b], 1), best, new)
+def split_starts(parents: GMMParams, n_active, cells) -> GMMParams:
+    """The split starts of ``cells`` ((B,) int32): each from the fit of the
+    cell before it in ``parents`` ((M,)-batched, cells in increasing K)."""
+    before = jnp.maximum(cells - 1, 0)
+    parents = jax.tree.map(lambda a: a[before], parents)
+    return jax.vmap(split_components)(parents, n_active[before], n_active[cells])
+
+
+def merge(best: FitResult, won, cells, new: FitResult, take):
+    """``best`` and ``won`` ((M,) cells) with ``new`` ((B,) fits of
+    ``cells``, out-of-range cells dropped) taken where ``take`` and it is
+    the better fit (``best_member`` of the two); and whether it was taken."""
+    inside = jnp.minimum(cells, won.shape[0] - 1)
+    old = jax.tree.map(lambda a: a[inside], best)
+    pair = jax.tree.map(lambda a, b: jnp.stack([a, b], 1), old, new)
     taken = take & (jax.vmap(best_member)(pair) == 1)
-    return jax.tree.map(lambda a, b: jnp.where(taken.reshape((-1,) + (1,) * (a.ndim - 1)), b, a), best, new), taken
+    pick = lambda a, b: jnp.where(taken.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+    best = jax.tree.map(lambda a, o, b: a.at[cells].set(pick(o, b), mode="drop"), best, old, new)
+    return best, won.at[cells].set(jnp.where(taken, SPLIT, won[inside]), mode="drop"), taken
 
 
-def nested_rounds(best: FitResult, won, n_active, run, tol):
-    """Start each cell from its predecessor's best fit, split (module doc).
-
-    Args:
-      best: FitResult with a leading (M,) axis, cells in increasing K.
-      won: (M,) int32, the restart each best fit came from.
-      n_active: (M,) int32, each cell's K.
-      run: (starts (M,)-batched GMMParams, skip (M,) bool) -> FitResult,
-        EM from the starts (members where ``skip`` do not run).
-      tol: the fit tolerance on the mean log-likelihood.
-
-    Returns:
-      (best, won), ``won`` = ``SPLIT`` where a split start won.
-    """
-    M = n_active.shape[0]
-    parent_K = jnp.concatenate([n_active[:1], n_active[:-1]])
-    first = jnp.arange(M) > 0
-
-    def round_(carry):
-        best, won, todo, r = carry
-        parents = jax.tree.map(lambda a: jnp.concatenate([a[:1], a[:-1]]), best.params)
-        starts = jax.vmap(split_components)(parents, parent_K, n_active)
-        best, taken = _better(best, run(starts, ~todo), todo)
-        ll = best.log_likelihood
-        below = ll < jnp.concatenate([ll[:1], ll[:-1]]) - tol
-        todo = first & jnp.concatenate([jnp.zeros((1,), bool), taken[:-1]]) & below
-        return best, jnp.where(taken, SPLIT, won), todo, r + 1
-
-    carry = (best, won, first, jnp.zeros((), jnp.int32))
-    best, won, _, _ = jax.lax.while_loop(lambda c: jnp.any(c[2]) & (c[3] < M - 1), round_, carry)
-    return best, won
+def next_todo(best: FitResult, taken, tol):
+    """The cells to start again after a round: those whose predecessor's fit
+    was taken in it and that are still below it by more than ``tol``."""
+    ll = best.log_likelihood
+    shift = lambda a, fill: jnp.concatenate([jnp.full((1,), fill, a.dtype), a[:-1]])
+    return shift(taken, False) & (ll < shift(ll, jnp.inf) - tol)
