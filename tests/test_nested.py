@@ -44,3 +44,18 @@ def test_the_log_likelihood_never_falls_as_k_grows_on_data_where_independent_sta
     assert np.all(rows[True]["total_log_likelihood"] >= rows[False]["total_log_likelihood"] - 1e-6)
     split = rows[True]["start"] == "split"
     assert split.any() and set(rows[True]["start"][~split]) == {"kmeans"}
+
+
+def test_a_k_whose_every_fit_collapses_keeps_the_smaller_ks_fit():
+    """Two clusters of four points in 2-D: every fit of K = 3 or 4 full
+    components collapses a component onto too few points; the nested
+    selection keeps K = 2's fit there, with components of weight 0."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(4, 2)), rng.normal(size=(4, 2)) + 10])
+    rows = {n: jgmm.select(jax.random.key(0), X, range(1, 5), "full", nested=n).to_dict() for n in (False, True)}
+    assert list(rows[False]["status"][2:]) == ["DEGENERATE"] * 2  # the data show the failure
+    assert list(rows[True]["start"][2:]) == ["parent"] * 2
+    assert list(rows[True]["status"]) == ["CONVERGED"] * 4
+    ll = rows[True]["total_log_likelihood"]
+    np.testing.assert_array_equal(ll[2:], ll[1])
+    assert np.all(np.diff(rows[True]["bic"][1:]) > 0)  # more parameters, the same likelihood

@@ -41,7 +41,7 @@ from jgmm._compile import full_precision
 from jgmm._drivers.fit import check_prior, prepare
 from jgmm._engine.init import check_init
 from jgmm._engine.loop import fit_grid, seed
-from jgmm._engine.nested import SPLIT
+from jgmm._engine.nested import PARENT, SPLIT
 from jgmm._engine.planning import default_cells_per_batch
 from jgmm._maths.criteria import count_parameters, icl_from_bic, information_criteria
 from jgmm._maths.families import SCIKIT_LEARN, family, family_names
@@ -99,7 +99,8 @@ class Selection:
         R's mclust reports: 2·logL - p·log N and that + 2 Σ_n log max_k γ),
         n_parameters, n_iter, converged, status, start (where the best fit
         began: the method, "hc" or "kmeans" for "hc+kmeans", "split" for
-        the previous K's fit split, ``nested``) and degenerate_restarts
+        the previous K's fit split, "parent" for a smaller K's fit with
+        components of weight 0, ``nested``) and degenerate_restarts
         (restarts of the cell that collapsed).
       best: (covariance_type, n_components) of the best healthy cell by
         ``criterion`` (lowest bic, aic or icl).
@@ -300,8 +301,8 @@ def _check_families(covariance_types, D: int) -> tuple:
 
 def _start(won: int, init: str) -> str:
     """The start a cell's best fit came from (``GridResult.won``)."""
-    if won == SPLIT:
-        return "split"
+    if won in (SPLIT, PARENT):
+        return "split" if won == SPLIT else "parent"
     return ("hc" if won == 0 else "kmeans") if init == "hc+kmeans" else init
 
 

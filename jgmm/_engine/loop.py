@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 
 from jgmm._compile import full_precision, jit
 from jgmm._engine.init import Seeding, initialize, member_keys, seed_program, subsample
-from jgmm._engine.nested import merge, next_todo, split_starts
+from jgmm._engine.nested import keep_parents, merge, next_todo, split_starts
 from jgmm._engine.passes import Chunks, pass_sums
 from jgmm._engine.step import (
     EMState,
@@ -167,7 +167,8 @@ class GridResult(NamedTuple):
         term), if ``config.assigned``, else None.
       won: (M,) int32, the restart each best fit came from, or
         ``jgmm._engine.nested.SPLIT`` where it came from the previous
-        cell's fit (``config.nested``).
+        cell's fit split, ``PARENT`` where it is a previous cell's fit
+        (``config.nested``).
     """
 
     best: FitResult
@@ -286,6 +287,8 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
         c.update(todo=jnp.zeros((M,), bool), taken=jnp.zeros((M,), bool), parents=c["best"].params)
     c = jax.lax.while_loop(going, body, c)
     best, won, results = c["best"], c["won"], c["results"]
+    if nested:
+        best, won = keep_parents(best, won, tol)
     assigned = None
     if config.assigned:  # one more pass per cell
         assigned = jax.lax.map(lambda p: pass_sums(p, chunks, assigned=True).assigned, best.params)

@@ -8,7 +8,9 @@ the cell before it (K_{m-1}) with components split (``split_starts``), runs
 EM on the cells (in its one EM loop, as its restarts) and keeps the better
 fit (``merge``). A cell whose parent improved is started again from it in
 the next round, while it is still below its parent by more than ``tol``
-(``next_todo``): at most M - 1 rounds, usually one.
+(``next_todo``): at most M - 1 rounds, usually one. A cell still below
+a cell before it after the rounds (every fit of it collapsed, say) takes
+that cell's fit, padded with components of weight 0 (``keep_parents``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import jax.numpy as jnp
 
 from jgmm._engine.step import best_member
 from jgmm._maths.families import family
-from jgmm._maths.params import FitResult, GMMParams
+from jgmm._maths.params import HEALTHY, FitResult, GMMParams
 
 SPLIT = -1  # the ``won`` value of a cell whose best fit came from a split
+PARENT = -2  # ... that is the fit of a cell before it (``keep_parents``)
 
 
 def split_components(params: GMMParams, K_from, K_to) -> GMMParams:
@@ -84,3 +87,26 @@ def next_todo(best: FitResult, taken, tol):
     ll = best.log_likelihood
     shift = lambda a, fill: jnp.concatenate([jnp.full((1,), fill, a.dtype), a[:-1]])
     return shift(taken, False) & (ll < shift(ll, jnp.inf) - tol)
+
+
+def keep_parents(best: FitResult, won, tol):
+    """``best`` and ``won`` ((M,) cells in increasing K) with each cell that
+    is still below the best fit of the cells before it (a worse status, or
+    a log-likelihood lower by more than ``tol``) replaced by that fit: its
+    extra components have weight 0, so it is a mixture of the cell's K with
+    the same likelihood. ``won`` = ``PARENT`` there."""
+
+    def rank(r):
+        return 2 * jnp.isin(r.status, jnp.array(HEALTHY)).astype(jnp.int32) + jnp.isfinite(r.log_likelihood)
+
+    def step(parent, cell):
+        fit, w = cell
+        below = (rank(parent) > rank(fit)) | ((rank(parent) == rank(fit)) & (fit.log_likelihood < parent.log_likelihood - tol))
+        fit = jax.tree.map(lambda a, b: jnp.where(below, a, b), parent, fit)
+        return fit, (fit, jnp.where(below, PARENT, w))
+
+    first = jax.tree.map(lambda a: a[0], best)
+    rest = jax.tree.map(lambda a: a[1:], best)
+    _, (fits, won_rest) = jax.lax.scan(step, first, (rest, won[1:]))
+    fits = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, fits)
+    return fits, jnp.concatenate([won[:1], won_rest])
