@@ -84,6 +84,7 @@ _THREE_POINTS = np.array([[1.2573, -1.321], [6.4042, 1.049], [-5.3567, 3.616]])[
 @example((_THREE_POINTS + 1e3, None, 2, "VEI", 0))
 @example((np.random.default_rng(0).normal(size=(12, 2))[[0] + [1, 2, 1, 1, 2, 2, 2, 1, 2, 2, 1]] + 1e3, None, 2, "VEI", 0))
 @example((_THREE_POINTS, None, 2, "VEE", 0))
+@example((np.random.default_rng(0).normal(size=(12, 2))[[0] + [1, 2, 1, 1, 2, 2, 2, 1, 2, 2, 1]] + 1e3, None, 2, "EVI", 0))
 def test_predict_proba_rows_sum_to_one_and_save_load_predicts_identically(tmp_path_factory, problem):
     X, w, K, family, seed = problem
     X = X.astype(np.float32)

@@ -595,15 +595,23 @@ def _eigen_from_estimate(solver):
     """from_estimate for a solver (W (K, D, D), N_k, previous Σ or None) -> Σ."""
 
     def from_estimate(S, nk, reg, previous=None, keep_previous=True):
+        start = None if previous is None else _cov_from_chol_prec(previous)
+        solve = lambda S: _chol_prec_from_cov(solver(nk[:, None, None] * _add_to_diagonal(S, reg), nk, start))
+        finite = lambda P: jnp.all(jnp.isfinite(P), axis=(-2, -1))
         W = nk[:, None, None] * _add_to_diagonal(S, reg)
-        cov = solver(W, nk, None if previous is None else _cov_from_chol_prec(previous))
-        P = _chol_prec_from_cov(cov)
+        P = solve(S)
         # A component on one repeated point has W_k ≈ 0 (rounding may leave it
-        # indefinite): its covariance need not be positive definite. Full's
-        # regularised estimate stands in and the component is flagged.
-        usable = jnp.all(jnp.isfinite(P), axis=(-2, -1))
-        fallback, _ = _regularised_prec_chol(S, nk, reg)
-        P = jnp.where(usable[:, None, None], P, fallback)
+        # indefinite): its covariance need not be positive definite, and
+        # where the family shares a parameter every component's is lost.
+        # The components are flagged; solved again with full's stand-in
+        # (the clipped diagonal) for the indefinite ones, so each keeps the
+        # family's form; full's regularised estimate where even that fails.
+        usable = finite(P)
+        fallback, indefinite = _regularised_prec_chol(S, nk, reg)
+        clipped = _diag_matrices(jnp.maximum(jnp.diagonal(S, axis1=-2, axis2=-1), 0))
+        retry = solve(jnp.where(indefinite[:, None, None], clipped, S))
+        retry = jnp.where(finite(retry)[:, None, None], retry, fallback)
+        P = jnp.where(usable[:, None, None], P, retry)
         if previous is not None and keep_previous:
             # EM's monotonicity needs F(new) <= F(previous). The inner steps
             # lower F from a start rebuilt from ``previous``, which rounding
