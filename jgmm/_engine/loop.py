@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 
 from jgmm._compile import full_precision, jit
 from jgmm._engine.init import Seeding, initialize, member_keys, seed_program, subsample
-from jgmm._engine.nested import keep_parents, merge, next_todo, split_starts
+from jgmm._engine.nested import keep_parents, merge, next_todo, put, split_starts
 from jgmm._engine.passes import Chunks, pass_sums
 from jgmm._engine.step import (
     EMState,
@@ -41,6 +41,7 @@ from jgmm._engine.step import (
     m_step_from_stats,
     mask_components,
 )
+from jgmm._maths.families import family
 from jgmm._maths.missing import observed_mean
 from jgmm._maths.params import FitResult, GMMParams, shift_means
 from jgmm._maths.prior import prior_for_k
@@ -258,7 +259,7 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
         j = (t - steps) % splits
         cells = j * B + jnp.arange(B)
         best, won, taken = merge(c["best"], c["won"], cells, fits, ~skip)
-        taken = jnp.where(j == 0, False, c["taken"]).at[cells].set(taken, mode="drop")
+        taken = put(jnp.where(j == 0, False, c["taken"]), cells, taken, jnp.ones_like(taken))
         c = dict(c, best=best, won=won, taken=taken)
         last = j == splits - 1
         todo = jnp.where(last, next_todo(best, taken, tol), c["todo"])
@@ -280,7 +281,12 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
             return c["t"] < steps
         return (c["t"] < steps) | (jnp.any(c["todo"]) & ((c["t"] - steps) // splits < M - 1))
 
-    fit = jax.eval_shape(lambda: em_loop(restart_starts(0)[0], chunks, settings, config.max_iter, members[1][0]))
+    # The carry's fits, shaped as em_loop's (a blank start: tracing a real
+    # one, and em_loop, once more would double the time to trace the program).
+    K, D = n_components, X.shape[1]
+    shapes = ((1, K), (1, K, D), (1,) + family(covariance_type).prec_chol_shape(K, D))
+    blank = GMMParams(*(jnp.zeros(shape, X.dtype) for shape in shapes), covariance_type)
+    fit = fit_result(initial_state(blank, config.max_iter))
     zeros = lambda lead: jax.tree.map(lambda a: jnp.zeros(lead + a.shape[1:], a.dtype), fit)
     c = dict(t=jnp.zeros((), jnp.int32), results=zeros((steps, B)), best=zeros((M,)), won=jnp.zeros((M,), jnp.int32))
     if nested:

@@ -47,9 +47,11 @@ def split_components(params: GMMParams, K_from, K_to) -> GMMParams:
         k = jnp.argmax(jnp.where(active, weights * lam, -jnp.inf))
         go = slot < K_to
         one = (jnp.arange(K_max) == slot) & go
+        at_k = jnp.arange(K_max) == k  # not ``.at[k]``: a scatter under vmap (``_put``)
         half = jnp.where(go, weights[k] / 2, weights[k])
-        weights = jnp.where(one, half, weights).at[k].set(half)
-        means = jnp.where(one[:, None], means[k] - step[k], means).at[k].set(jnp.where(go, means[k] + step[k], means[k]))
+        weights = jnp.where(one | at_k, half, weights)
+        means = jnp.where(one[:, None], means[k] - step[k], means)
+        means = jnp.where(at_k[:, None], jnp.where(go, means[k] + step[k], means[k]), means)
         # The copy in ``slot`` carries Σ_k's axis, for a later split of it.
         lam, step = jnp.where(one, lam[k], lam), jnp.where(one[:, None], step[k], step)
         return weights, means, f.restart(P, one, P if f.shared else P[k][None]), lam, step
@@ -68,17 +70,25 @@ def split_starts(parents: GMMParams, n_active, cells) -> GMMParams:
     return jax.vmap(split_components)(parents, n_active[before], n_active[cells])
 
 
+def put(target, cells, values, where):
+    """``target`` ((M, ...)) with ``target[cells[q]] = values[q]`` where
+    ``where[q]`` (cells outside [0, M) dropped; cells distinct). A select,
+    not ``.at[cells].set``: XLA's CPU backend compiles each scatter into a
+    loop of its own, and a grid program would hold one per leaf."""
+    hit = (cells[None, :] == jnp.arange(target.shape[0])[:, None]) & where[None, :]  # (M, B)
+    q = jnp.argmax(hit, axis=1)
+    return jnp.where(jnp.any(hit, axis=1).reshape((-1,) + (1,) * (target.ndim - 1)), values[q], target)
+
+
 def merge(best: FitResult, won, cells, new: FitResult, take):
     """``best`` and ``won`` ((M,) cells) with ``new`` ((B,) fits of
     ``cells``, out-of-range cells dropped) taken where ``take`` and it is
     the better fit (``best_member`` of the two); and whether it was taken."""
-    inside = jnp.minimum(cells, won.shape[0] - 1)
-    old = jax.tree.map(lambda a: a[inside], best)
+    old = jax.tree.map(lambda a: a[jnp.minimum(cells, won.shape[0] - 1)], best)
     pair = jax.tree.map(lambda a, b: jnp.stack([a, b], 1), old, new)
     taken = take & (jax.vmap(best_member)(pair) == 1)
-    pick = lambda a, b: jnp.where(taken.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
-    best = jax.tree.map(lambda a, o, b: a.at[cells].set(pick(o, b), mode="drop"), best, old, new)
-    return best, won.at[cells].set(jnp.where(taken, SPLIT, won[inside]), mode="drop"), taken
+    best = jax.tree.map(lambda a, b: put(a, cells, b, taken), best, new)
+    return best, put(won, cells, jnp.full(cells.shape, SPLIT, won.dtype), taken), taken
 
 
 def next_todo(best: FitResult, taken, tol):
