@@ -9,6 +9,7 @@ from jgmm._drivers.gradient import fit_gradient
 from jgmm._drivers.online import OnlineState, online_init, online_step
 from jgmm._drivers.select import Selection, Table, select
 from jgmm._drivers.stream import fit_stream
+from jgmm._drivers.variational import fit_variational
 from jgmm._engine.shard import shard
 from jgmm._maths.criteria import aic, bic, icl, n_parameters
 from jgmm._maths.em import SuffStats, e_step, m_step, params_from_stats, suff_stats
@@ -16,6 +17,7 @@ from jgmm._maths.families import Family, family, family_names, register_family
 from jgmm._maths.params import FitResult, GMMParams, Status
 from jgmm._maths.predict import log_prob, predict, predict_proba, sample
 from jgmm._maths.prior import Prior, default_prior
+from jgmm._maths.variational import VariationalParams, VariationalPrior, VariationalResult
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,9 @@ __all__ = [
     "Status",
     "SuffStats",
     "Table",
+    "VariationalParams",
+    "VariationalPrior",
+    "VariationalResult",
     "aic",
     "bic",
     "bootstrap",
@@ -41,6 +46,7 @@ __all__ = [
     "fit",
     "fit_gradient",
     "fit_stream",
+    "fit_variational",
     "icl",
     "load",
     "load_faithful",

@@ -42,6 +42,7 @@ def main():
     jgmm.fit_gradient(key, X, 2, max_iter=3)
     jgmm.bootstrap(key, X, params, n_boot=2, max_iter=3)
     jgmm.fit_stream(key, X, 2, max_iter=3)
+    jgmm.fit_variational(key, X, 2, max_iter=3)
     jax.grad(lambda X: jgmm.fit(key, X, 2, init=params, max_iter=3).log_likelihood)(jnp.asarray(X))
     estimator = GaussianMixture(2, max_iter=3, random_state=0).fit(X)
     for method in (estimator.score_samples, estimator.predict, estimator.predict_proba, estimator.bic, estimator.aic):

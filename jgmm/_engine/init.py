@@ -194,8 +194,8 @@ def initial_resp(key: jax.Array, chunks: Chunks, mask: jax.Array, init: str, cen
     return lambda X, rows: _nearest(X / scale, centers, mask)
 
 
-def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, centers=None) -> GMMParams:
-    """GMMParams (in the chunks' centred coordinates) from the initial
+def initial_stats(key, chunks: Chunks, mask, init, covariance_type, centers=None):
+    """The SuffStats (about the chunks' centre) of the initial
     responsibilities of method ``init``, summed over the chunks (missing
     entries filled with the mean)."""
     resp = initial_resp(key, chunks, mask, init, centers)
@@ -204,7 +204,13 @@ def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, cent
         X = chunks.filled(X)
         return PassSums(jnp.zeros((), X.dtype), chunk_stats(resp(X, rows), X, w, covariance_type))
 
-    stats = accumulate(chunk, covariance_type, mask.shape[0], chunks).stats
+    return accumulate(chunk, covariance_type, mask.shape[0], chunks).stats
+
+
+def initialize(key, chunks: Chunks, mask, init, covariance_type, reg_covar, centers=None) -> GMMParams:
+    """GMMParams (in the chunks' centred coordinates): the M-step of the
+    ``initial_stats``."""
+    stats = initial_stats(key, chunks, mask, init, covariance_type, centers)
     return params_and_singular(stats, covariance_type, reg_covar)[0]
 
 

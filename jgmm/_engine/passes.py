@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import xlogy
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -90,6 +91,8 @@ class PassSums(NamedTuple):
       worst: a ``Worst``, if the pass looked for it (re-seeding), else None.
       assigned: () Σ_n w_n log max_k γ(z_nk), ICL's classification term, if
         the pass summed it, else None.
+      entropy: () -Σ_n w_n Σ_k γ(z_nk) log γ(z_nk), the responsibilities'
+        entropy (the variational lower bound's), if the pass summed it, else None.
       The sums of disjoint parts of the data add up by ``add_sums``.
     """
 
@@ -97,6 +100,7 @@ class PassSums(NamedTuple):
     stats: SuffStats
     worst: Worst | None = None
     assigned: jax.Array | None = None
+    entropy: jax.Array | None = None
 
 
 def _lower_first(a: Worst, b: Worst) -> Worst:
@@ -107,23 +111,25 @@ def _lower_first(a: Worst, b: Worst) -> Worst:
 def add_sums(a: PassSums, b: PassSums) -> PassSums:
     """The PassSums of the union of two disjoint parts of the data."""
     worst = None if a.worst is None else _lower_first(a.worst, b.worst)
-    assigned = None if a.assigned is None else a.assigned + b.assigned
-    return PassSums(a.total + b.total, add_stats(a.stats, b.stats), worst, assigned)
+    plus = lambda u, v: None if u is None else u + v
+    return PassSums(a.total + b.total, add_stats(a.stats, b.stats), worst, plus(a.assigned, b.assigned),
+                    plus(a.entropy, b.entropy))
 
 
 def accumulate(
-    chunk_fn, covariance_type: str, K: int, chunks: Chunks, worst: bool = False, assigned: bool = False
+    chunk_fn, covariance_type: str, K: int, chunks: Chunks, worst: bool = False, assigned: bool = False,
+    entropy: bool = False,
 ) -> PassSums:
     """Scan the chunks, adding up their PassSums.
 
     ``chunk_fn(X, w, rows) -> PassSums`` of one centred chunk (see
     ``Chunks.read``), its statistics about 0 (``chunk_stats``), with a
-    ``Worst`` if ``worst`` and ``assigned`` if ``assigned``. The statistics
+    ``Worst`` if ``worst``, ``assigned`` and ``entropy`` if asked. The statistics
     are taken about the chunks' centre, i.e. with ``shift`` 0 in centred
     coordinates.
     """
     if chunks.mesh is not None:
-        return _accumulate_shards(chunk_fn, covariance_type, K, chunks, worst, assigned)
+        return _accumulate_shards(chunk_fn, covariance_type, K, chunks, worst, assigned, entropy)
     D, dtype = chunks.X.shape[-1], chunks.X.dtype
 
     def step(sums, c):
@@ -132,11 +138,12 @@ def accumulate(
     zeros = chunk_stats(jnp.zeros((1, K), dtype), jnp.zeros((1, D), dtype), jnp.zeros((1,), dtype), covariance_type)
     none_yet = Worst(jnp.asarray(jnp.inf, dtype), jnp.zeros((D,), dtype)) if worst else None
     zero = jnp.zeros((), dtype)
-    sums, _ = jax.lax.scan(step, PassSums(zero, zeros, none_yet, zero if assigned else None), jnp.arange(chunks.count))
+    empty = PassSums(zero, zeros, none_yet, zero if assigned else None, zero if entropy else None)
+    sums, _ = jax.lax.scan(step, empty, jnp.arange(chunks.count))
     return sums
 
 
-def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool, assigned: bool) -> PassSums:
+def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool, assigned: bool, entropy: bool) -> PassSums:
     """``accumulate`` on data split over the devices of ``chunks.mesh``.
 
     The samples are viewed as (devices, rows per device) and the scan is
@@ -150,7 +157,7 @@ def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool
 
     def local(X, w, first_row):
         shard = chunks._replace(X=X, w=w, mesh=None, first_row=first_row)
-        return accumulate(chunk_fn, covariance_type, K, shard, worst, assigned)
+        return accumulate(chunk_fn, covariance_type, K, shard, worst, assigned, entropy)
 
     sums = jax.vmap(local)(split(chunks.X), split(chunks.w), jnp.arange(n) * (N // n))
     stats = sums.stats
@@ -158,10 +165,13 @@ def _accumulate_shards(chunk_fn, covariance_type, K, chunks: Chunks, worst: bool
     found = None
     if worst:
         found = functools.reduce(_lower_first, [jax.tree.map(lambda a: a[i], sums.worst) for i in range(n)])
-    return PassSums(jnp.sum(sums.total, 0), stats, found, None if sums.assigned is None else jnp.sum(sums.assigned, 0))
+    summed = lambda a: None if a is None else jnp.sum(a, 0)
+    return PassSums(summed(sums.total), stats, found, summed(sums.assigned), summed(sums.entropy))
 
 
-def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False, assigned: bool = False) -> PassSums:
+def pass_sums(
+    params: GMMParams, chunks: Chunks, worst: bool = False, assigned: bool = False, entropy: bool = False
+) -> PassSums:
     """One fused pass over chunks: E-step and sufficient statistics together.
 
     Memory stays O(chunk·K·D) instead of O(N·K·D), X is never copied, and
@@ -175,6 +185,8 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False, assigned: 
       chunks: the data (``Chunks``).
       worst: static; also find the worst-explained sample (``Worst``).
       assigned: static; also sum ICL's classification term.
+      entropy: static; also sum the responsibilities' entropy. ``params``'
+        weights need not sum to 1 (the variational E-step's do not).
 
     Returns:
       PassSums of the whole data under ``params``, statistics about the centre.
@@ -196,6 +208,7 @@ def pass_sums(params: GMMParams, chunks: Chunks, worst: bool = False, assigned: 
             n = jnp.argmin(log_p)
             found = Worst(log_p[n], X[n])
         log_max = w @ jnp.log(jnp.max(resp, axis=1)) if assigned else None
-        return PassSums(w @ log_norm, stats, found, log_max)
+        spread = -w @ jnp.sum(xlogy(resp, resp), axis=1) if entropy else None
+        return PassSums(w @ log_norm, stats, found, log_max, spread)
 
-    return accumulate(chunk, params.covariance_type, params.n_components, chunks, worst, assigned)
+    return accumulate(chunk, params.covariance_type, params.n_components, chunks, worst, assigned, entropy)

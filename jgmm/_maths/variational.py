@@ -25,6 +25,7 @@ from jax.scipy.special import betaln, digamma, gammaln
 
 from jgmm._maths.em import SuffStats
 from jgmm._maths.families import family, log_gaussian
+from jgmm._maths.params import GMMParams
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
@@ -141,22 +142,38 @@ def expected_log_weights(params: VariationalParams) -> jax.Array:
 def _log_lambda(nu, D: int):
     """E[log |Λ_k|] less log |ν_k W_k| (the scale is normalised): D log 2 +
     Σ_i ψ((ν_k - i) / 2) (Bishop 10.65 without the normalised scale)."""
-    return D * math.log(2.0) + jnp.sum(digamma(0.5 * (nu - jnp.arange(D, dtype=nu.dtype)[:, None])), axis=0)
+    return D * math.log(2.0) + jnp.sum(digamma(0.5 * (nu[..., None] - jnp.arange(D, dtype=nu.dtype))), axis=-1)
+
+
+def _component_terms(params: VariationalParams) -> jax.Array:
+    """(K,) what the variational E-step adds to log N(x | m_k, scale_k):
+    E[log π_k] - ½ D log ν_k + ½ (E[log |Λ_k|]' - D / β_k) (Bishop
+    10.64–10.66, the scale normalised)."""
+    D = params.means.shape[-1]
+    nu = jnp.broadcast_to(params.degrees_of_freedom, params.mean_precision.shape)
+    return (expected_log_weights(params) - 0.5 * D * jnp.log(nu)
+            + 0.5 * (_log_lambda(nu, D) - D / params.mean_precision))
 
 
 def variational_log_prob(params: VariationalParams, X) -> jax.Array:
     """(N, K) E[log π_k] + E[log N(x_n | μ_k, Λ_k⁻¹)] up to a constant
-    (Bishop 10.46, 10.64–10.66): the log of the unnormalised responsibilities."""
-    D = X.shape[1]
-    nu = jnp.broadcast_to(params.degrees_of_freedom, params.mean_precision.shape)
-    log_gauss = log_gaussian(X, params.means, params.prec_chol, params.covariance_type) - 0.5 * D * jnp.log(nu)
-    return log_gauss + 0.5 * (_log_lambda(nu, D) - D / params.mean_precision) + expected_log_weights(params)
+    (Bishop 10.46): the log of the unnormalised responsibilities, what
+    scikit-learn predicts and scores with."""
+    return log_gaussian(X, params.means, params.prec_chol, params.covariance_type) + _component_terms(params)
+
+
+def e_step_mixture(params: VariationalParams) -> GMMParams:
+    """The mixture whose EM E-step is the variational E-step: the same
+    Gaussians with weights ∝ exp of ``_component_terms`` (the largest 1),
+    so EM's pass (``jgmm._engine.passes.pass_sums``) serves both."""
+    c = _component_terms(params)
+    return GMMParams(jnp.exp(c - jnp.max(c)), params.means, params.prec_chol, params.covariance_type)
 
 
 def _log_wishart_norm(nu, log_det_chol, D: int):
     """log B(W, ν) of Bishop B.79, without its π term (scikit-learn's)."""
     return -(nu * log_det_chol + nu * D * 0.5 * math.log(2.0)
-             + jnp.sum(gammaln(0.5 * (nu - jnp.arange(D, dtype=nu.dtype)[:, None])), axis=0))
+             + jnp.sum(gammaln(0.5 * (nu[..., None] - jnp.arange(D, dtype=nu.dtype))), axis=-1))
 
 
 def lower_bound(params: VariationalParams, entropy) -> jax.Array:
@@ -185,3 +202,29 @@ def expected_weights(params: VariationalParams) -> jax.Array:
     a, b = c
     weights = a / (a + b) * jnp.concatenate([jnp.ones((1,), c.dtype), jnp.cumprod(b / (a + b))[:-1]])
     return weights / jnp.sum(weights)
+
+
+class VariationalResult(NamedTuple):
+    """Outcome of ``jgmm.fit_variational``.
+
+    Attributes:
+      params: the VariationalParams of the best restart (highest bound).
+      prior: the VariationalPrior fitted with (defaults filled in).
+      lower_bound: () its evidence lower bound (scikit-learn's
+        ``lower_bound_``: a total over the samples, constants left out).
+      n_iter: () iterations run.
+      converged: () bool, ``status == Status.CONVERGED``.
+      status: () int32, a ``jgmm.Status`` value.
+      history: (max_iter,) the bound after each iteration, NaN after
+        ``n_iter`` (scikit-learn's ``lower_bounds_``).
+      restart_lower_bounds: (n_init,) every restart's final bound.
+    """
+
+    params: VariationalParams
+    prior: VariationalPrior
+    lower_bound: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    status: jax.Array
+    history: jax.Array
+    restart_lower_bounds: jax.Array
