@@ -22,6 +22,7 @@ from jgmm._maths.variational import VariationalParams, VariationalPrior, Variati
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianGaussianMixture",
     "Bootstrap",
     "Family",
     "FitResult",
@@ -69,9 +70,9 @@ __all__ = [
 
 
 def __getattr__(name):
-    # The estimator needs scikit-learn, an optional extra: imported on first use.
-    if name == "GaussianMixture":
-        from jgmm.sklearn import GaussianMixture
+    # The estimators need scikit-learn, an optional extra: imported on first use.
+    if name in ("GaussianMixture", "BayesianGaussianMixture"):
+        import jgmm.sklearn
 
-        return GaussianMixture
+        return getattr(jgmm.sklearn, name)
     raise AttributeError(f"module 'jgmm' has no attribute {name!r}")

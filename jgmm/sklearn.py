@@ -1,4 +1,4 @@
-"""``GaussianMixture``: a scikit-learn estimator on jgmm's compiled core.
+"""``GaussianMixture`` and ``BayesianGaussianMixture``: scikit-learn estimators on jgmm's compiled core.
 
 A drop-in for ``sklearn.mixture.GaussianMixture``: the same constructor
 parameters, fitted attributes and methods, plus ``sample_weight`` in ``fit``.
@@ -19,13 +19,16 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import BayesianGaussianMixture as _SklearnBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as _SklearnGaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from jgmm._compile import jit
 from jgmm._drivers.fit import fit
 from jgmm._drivers.online import online_init, online_step
+from jgmm._drivers.variational import fit_variational
 from jgmm._engine.init import INIT_METHODS, OLD_NAMES, check_init, initial_params
 from jgmm._engine.planning import default_chunk_size
 from jgmm._engine.shard import data_mesh
@@ -34,6 +37,7 @@ from jgmm._maths.families import family
 from jgmm._maths.params import GMMParams, Status
 from jgmm._maths.predict import log_prob, predict, predict_proba, sample
 from jgmm._maths.validation import MISSING, check_covariance_type, check_observed, check_sample_weight
+from jgmm._maths.variational import VariationalParams, expected_weights, variational_log_prob
 
 # scikit-learn's 'kmeans' runs k-means to convergence; jgmm's "kmeans"
 # (k-means++ seeding and a few Lloyd steps) is the batched, compiled counterpart.
@@ -42,6 +46,15 @@ _ILL_DEFINED = (
     "some components have ill-defined empirical covariance (for instance caused by singleton or collapsed samples). "
     "Try to decrease the number of components, increase reg_covar, or scale the input data."
 )
+
+
+def _warn_not_converged():
+    warnings.warn(
+        "Best performing initialization did not converge. Try different init parameters, or increase "
+        "max_iter, tol, or check for degenerate data.",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
 
 
 def _precision_scope(dtype):
@@ -304,12 +317,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=3,
             )
         elif not self.converged_:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, or increase "
-                "max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+            _warn_not_converged()
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """One step of online (stepwise) EM on a mini-batch; returns self.
@@ -405,8 +413,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with _precision_scope(self.means_.dtype):
-            X, labels = sample(key, self.params_, n_samples)
+            X, labels = sample(key, self._mixture(), n_samples)
             return np.asarray(X), np.asarray(labels)
+
+    def _mixture(self) -> GMMParams:
+        """The mixture ``sample`` draws from."""
+        return self.params_
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
@@ -419,3 +431,170 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X, params = self._checked(X)
         with _precision_scope(X.dtype):
             return float(aic(params, X, self.missing))
+
+
+@jit
+def _variational_scores(params: VariationalParams, X):
+    """(N, K) log responsibilities and (N,) log-sum-exp of the variational
+    log probabilities: what scikit-learn predicts and scores with."""
+    weighted = variational_log_prob(params, X)
+    log_norm = jax.scipy.special.logsumexp(weighted, axis=1)
+    return weighted - log_norm[:, None], log_norm
+
+
+class BayesianGaussianMixture(DensityMixin, BaseEstimator):
+    """Variational Bayesian Gaussian mixture, with scikit-learn's interface.
+
+    Parameters are those of ``sklearn.mixture.BayesianGaussianMixture`` (see
+    there); ``init_params`` also takes jgmm's start methods ("hc", ...), and
+    ``fit`` takes ``sample_weight`` (weight 2 = the row twice). The fit is
+    ``jgmm.fit_variational``: restarts batched in one compiled program.
+    Prediction and scoring use the variational expectations, as
+    scikit-learn's. Float64 input is fitted in float64, float32 in float32.
+
+    Attributes (after ``fit``), as scikit-learn's: weights_, means_,
+    covariances_, precisions_, precisions_cholesky_, weight_concentration_
+    (a pair of (K,) arrays for the Dirichlet process), mean_precision_,
+    degrees_of_freedom_, the ``*_prior_`` values used, converged_, n_iter_,
+    lower_bound_, lower_bounds_, n_features_in_, feature_names_in_; plus
+    params_ (the jgmm.VariationalParams) and status_ (a jgmm.Status).
+    """
+
+    _parameter_constraints = {
+        **_SklearnBayesianGaussianMixture._parameter_constraints,
+        "init_params": [StrOptions(set(INIT_METHODS) | set(OLD_NAMES))],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_components=1,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_process",
+        weight_concentration_prior=None,
+        mean_precision_prior=None,
+        mean_prior=None,
+        degrees_of_freedom_prior=None,
+        covariance_prior=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the variational posterior, ``n_init`` restarts batched; returns self.
+
+        Args:
+          X: (N, D) samples.
+          y: ignored.
+          sample_weight: optional (N,) non-negative weights.
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
+            )
+        with _precision_scope(X.dtype):
+            w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
+            warm = self.warm_start and hasattr(self, "converged_") and self.params_.means.shape == (self.n_components, X.shape[1])
+            key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            result = jax.device_get(fit_variational(
+                key, X, self.n_components, self.covariance_type,
+                weight_concentration_prior_type=self.weight_concentration_prior_type,
+                weight_concentration_prior=self.weight_concentration_prior,
+                mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
+                degrees_of_freedom_prior=self.degrees_of_freedom_prior, covariance_prior=self.covariance_prior,
+                n_init=1 if warm else self.n_init, init=self._cast(self.params_, X.dtype) if warm else self.init_params,
+                max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
+            ))
+            self._set_fitted(result)
+        return self
+
+    def _set_fitted(self, result):
+        params, prior = result.params, result.prior
+        self.params_ = params
+        self.status_ = Status(int(result.status))
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bounds_ = [float(v) for v in np.asarray(result.history)[: self.n_iter_]]
+        self.lower_bound_ = float(result.lower_bound)
+        self.weight_concentration_prior_ = float(prior.weight_concentration)
+        self.mean_precision_prior_ = float(prior.mean_precision)
+        self.mean_prior_ = np.asarray(prior.mean)
+        self.degrees_of_freedom_prior_ = float(prior.degrees_of_freedom)
+        self.covariance_prior_ = np.asarray(prior.covariance) if np.ndim(prior.covariance) else float(prior.covariance)
+        concentration = np.asarray(params.weight_concentration)
+        self.weight_concentration_ = tuple(concentration) if concentration.ndim == 2 else concentration
+        self.mean_precision_ = np.asarray(params.mean_precision)
+        self.means_ = np.asarray(params.means)
+        nu = np.asarray(params.degrees_of_freedom)
+        self.degrees_of_freedom_ = nu if nu.ndim else float(nu)
+        self.precisions_cholesky_ = np.asarray(params.prec_chol)
+        mixture = self._mixture()
+        self.weights_ = np.asarray(mixture.weights)
+        self.covariances_, self.precisions_ = (np.asarray(a) for a in jax.device_get((mixture.covariances, mixture.precisions)))
+        if self.max_iter > 0 and not self.converged_:
+            _warn_not_converged()
+
+    def _mixture(self) -> GMMParams:
+        """The mixture of the expected weights, means m_k and normalised
+        scales: what ``sample`` draws from (scikit-learn's ``weights_``,
+        ``means_``, ``covariances_``)."""
+        params = self.params_
+        with _precision_scope(params.means.dtype):
+            return GMMParams(expected_weights(params), params.means, params.prec_chol, params.covariance_type)
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return (N,) component labels of X."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    _cast = staticmethod(GaussianMixture._cast)
+
+    def _scores(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        with _precision_scope(X.dtype):
+            return tuple(np.asarray(a) for a in _variational_scores(self._cast(self.params_, X.dtype), X))
+
+    def score_samples(self, X):
+        """(N,) log Σ_k exp(E[log π_k] + E[log N(x_n | μ_k, Λ_k⁻¹)]), scikit-learn's score."""
+        return self._scores(X)[1]
+
+    def score(self, X, y=None):
+        """Mean of ``score_samples``."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """(N,) the component of the largest variational responsibility."""
+        return np.argmax(self._scores(X)[0], axis=1)
+
+    def predict_proba(self, X):
+        """(N, K) the variational responsibilities."""
+        return np.exp(self._scores(X)[0])
+
+    sample = GaussianMixture.sample

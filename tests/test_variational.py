@@ -159,7 +159,7 @@ def test_fit_variational_restarts_and_statuses():
     (dict(weight_concentration_prior=0.0), "'weight_concentration_prior' parameter must be a float in the range (0.0, inf)"),
     (dict(degrees_of_freedom_prior=1.5), "The parameter 'degrees_of_freedom_prior' should be greater than 2, but got 1.500."),
     (dict(mean_prior=[0.0, 1.0]), "The parameter 'means' should have the shape of (3,), but got (2,)"),
-    (dict(covariance_prior=-np.eye(3)), "'full covariance_prior' should be symmetric, positive-definite"),
+    (dict(covariance_prior=-np.eye(3)), "'full precision' should be symmetric, positive-definite"),
     (dict(weight_concentration_prior_type="dirichlet"), "'weight_concentration_prior_type' parameter must be a str"),
     (dict(covariance_type="VEV"), "'covariance_type' parameter must be a str among"),
 ])

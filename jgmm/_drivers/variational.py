@@ -31,7 +31,8 @@ def _check_positive(value, name: str):
 
 
 def _check_covariance_prior(value, covariance_type: str, D: int) -> np.ndarray:
-    """Ψ₀ in the family's form, checked as scikit-learn checks it."""
+    """Ψ₀ in the family's form, checked as scikit-learn checks it (in its
+    words, which call it a precision)."""
     value = np.asarray(value, float)
     shape = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[covariance_type]
     if value.shape != shape:
@@ -40,9 +41,9 @@ def _check_covariance_prior(value, covariance_type: str, D: int) -> np.ndarray:
         )
     if value.ndim == 2:
         if not np.allclose(value, value.T) or np.any(np.linalg.eigvalsh(value) <= 0.0):
-            raise ValueError(f"'{covariance_type} covariance_prior' should be symmetric, positive-definite")
+            raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
     elif np.any(value <= 0.0):
-        raise ValueError(f"'{covariance_type} covariance_prior' should be positive")
+        raise ValueError(f"'{covariance_type} precision' should be positive")
     return value
 
 
@@ -139,7 +140,8 @@ def fit_variational(
         each restart starts from the variational M-step of its
         responsibilities; or VariationalParams (K components, X's family
         and weight prior) every restart starts from.
-      max_iter: maximum iterations (static).
+      max_iter: maximum iterations (static); 0: the fit is the start
+        (``n_iter`` 0, bound -inf), as scikit-learn's ``max_iter=0``.
       tol: threshold on the change of the lower bound (a total over the
         samples, as scikit-learn's).
       reg_covar: added to the diagonal of each component's scatter.
@@ -153,7 +155,8 @@ def fit_variational(
     covariance_type = family(covariance_type).name if isinstance(covariance_type, str) else covariance_type
     covariance_type = check_choice(covariance_type, "covariance_type", tuple(f.name for f in SCIKIT_LEARN))
     prior_type = check_choice(weight_concentration_prior_type, "weight_concentration_prior_type", PRIOR_TYPES)
-    p = prepare(key, X, sample_weight, n_init, max_iter, tol, reg_covar, 0, chunk_size, "freeze", "error")
+    max_iter = check_int(max_iter, "max_iter", 0)
+    p = prepare(key, X, sample_weight, n_init, max(max_iter, 1), tol, reg_covar, 0, chunk_size, "freeze", "error")
     K = check_int(n_components, "n_components", 1)
     if K > p.N:
         raise ValueError(f"n_components={K} must be at most the number of samples, {p.N}.")
@@ -167,7 +170,7 @@ def fit_variational(
         init_params, init = _check_start(init, K, p.X, covariance_type, prior_type), "params"
     config = VariationalConfig(
         Seeding(K, check_init(init) if init_params is None else init, p.n_init), covariance_type, prior_type,
-        p.max_iter, p.chunk_rows(K, covariance_type), p.mesh,
+        max_iter, p.chunk_rows(K, covariance_type), p.mesh,
     )
     best, bounds, prior = fit_variational_program(p.key, p.X, p.w, given, p.tol, p.reg_covar, init_params, config=config)
     return VariationalResult(best.params, prior, best.bound, best.n_iter, best.status == Status.CONVERGED,

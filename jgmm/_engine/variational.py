@@ -32,7 +32,7 @@ class VariationalConfig(NamedTuple):
       seeding: the starts (``jgmm._engine.init.Seeding``; one cell of K).
       covariance_type: one of scikit-learn's four families.
       prior_type: "dirichlet_process" or "dirichlet_distribution".
-      max_iter: maximum iterations (at least 1).
+      max_iter: maximum iterations; 0: the fit is the start.
       chunk_size: rows per chunk of the pass.
       mesh: the one-axis mesh X and w are split along, or None.
     """
@@ -74,7 +74,7 @@ def _ascend(start: VariationalParams, chunks: Chunks, prior, tol, reg_covar, con
     dtype = start.means.dtype
     s = _State(start, jnp.asarray(-jnp.inf, dtype), jnp.int32(0), jnp.int32(Status.MAX_ITER),
                jnp.full((config.max_iter,), jnp.nan, dtype), jnp.bool_(False))
-    return jax.lax.while_loop(lambda s: ~s.done, body, s)
+    return s if config.max_iter == 0 else jax.lax.while_loop(lambda s: ~s.done, body, s)
 
 
 @jit(static_argnames="config")
