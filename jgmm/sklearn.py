@@ -523,15 +523,20 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
             warm = self.warm_start and hasattr(self, "converged_") and self.params_.means.shape == (self.n_components, X.shape[1])
             key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            result = jax.device_get(fit_variational(
+            run = lambda max_iter: jax.device_get(fit_variational(
                 key, X, self.n_components, self.covariance_type,
                 weight_concentration_prior_type=self.weight_concentration_prior_type,
                 weight_concentration_prior=self.weight_concentration_prior,
                 mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
                 degrees_of_freedom_prior=self.degrees_of_freedom_prior, covariance_prior=self.covariance_prior,
                 n_init=1 if warm else self.n_init, init=self._cast(self.params_, X.dtype) if warm else self.init_params,
-                max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
+                max_iter=max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
             ))
+            result = run(self.max_iter)
+            # scikit-learn compares a warm start's first bound with the previous
+            # fit's: within tol, it stops after that iteration
+            if warm and result.n_iter > 0 and abs(float(result.history[0]) - self.lower_bound_) < self.tol:
+                result = (run(1) if int(result.n_iter) > 1 else result)._replace(converged=True, status=Status.CONVERGED)
             self._set_fitted(result)
         return self
 

@@ -56,6 +56,12 @@ def main():
         one_map = jgmm.fit(jax.random.key(0), X, 2, "diag", prior="default")
         four_map = jgmm.fit(jax.random.key(0), Xs, 2, "diag", prior="default", sample_weight=ws)
         out["fit default prior"] = largest_relative_difference(one_map.params, four_map.params)
+        # the variational fit (scikit-learn's BayesianGaussianMixture) where the data lie
+        start = jgmm.fit_variational(jax.random.key(1), X, 3, init="random", max_iter=1).params
+        one_vb = jgmm.fit_variational(jax.random.key(0), X, 3, init=start, tol=0.0, max_iter=20)
+        four_vb = jgmm.fit_variational(jax.random.key(0), Xs, 3, init=start, sample_weight=ws, tol=0.0, max_iter=20)
+        out["fit variational"] = largest_relative_difference(one_vb.params, four_vb.params)
+        out["fit variational bound"] = abs(float(one_vb.lower_bound - four_vb.lower_bound) / float(one_vb.lower_bound))
         # derivatives through a fit (implicit differentiation) where the data lie
         mean = lambda X, w: jgmm.fit(jax.random.key(0), X, 2, tol=1e-12, max_iter=1000, sample_weight=w).params.means[0, 0]
         one_grad = jax.grad(mean)(X, np.ones(301))

@@ -72,3 +72,8 @@ def test_compiled_fits_sum_statistics_with_an_all_reduce(sharded):
 def test_a_mesh_of_several_axes_is_refused(sharded):
     result, _ = sharded
     assert result["two-axis mesh"].startswith("X is split over a mesh with axes ('a', 'b')")
+
+
+def test_split_data_variational_fit_equals_one_device_fit(sharded):
+    result, _ = sharded
+    assert result["fit variational"] < 1e-10 and result["fit variational bound"] < 1e-12

@@ -100,3 +100,24 @@ def test_invalid_priors_get_scikit_learns_messages(kwargs):
     with pytest.raises(ValueError) as ours:
         BayesianGaussianMixture(n_components=2, **kwargs).fit(X)
     assert str(ours.value) == str(theirs.value).replace("sklearn.mixture", "jgmm")
+
+
+def test_warm_start_one_iteration_at_a_time_is_scikit_learns():
+    X = blobs(1, N=300)[0]
+    settings = dict(n_components=3, max_iter=1, warm_start=True, random_state=0, init_params="random_from_data")
+    ours, theirs = BayesianGaussianMixture(**settings), sklearn.mixture.BayesianGaussianMixture(**settings)
+    bounds, converged = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(200):
+            ours.fit(X)
+            bounds.append(ours.lower_bound_)
+            converged.append(ours.converged_)
+            if ours.converged_:
+                break
+        theirs.fit(X)
+        while not theirs.converged_:
+            theirs.fit(X)
+    assert converged[-1] and not any(converged[:-1])
+    assert np.all(np.diff(bounds) > -1e-6 * np.abs(bounds[1:]))  # the bound does not fall
+    assert ours.n_iter_ == 1 and theirs.n_iter_ == 1
