@@ -34,7 +34,8 @@ def _check_covariance_prior(value, covariance_type: str, D: int) -> np.ndarray:
     """Ψ₀ in the family's form, checked as scikit-learn checks it (in its
     words, which call it a precision)."""
     value = np.asarray(value, float)
-    shape = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[covariance_type]
+    f = family(covariance_type)
+    shape = f.prec_chol_shape(1, D)[0 if f.shared else 1:]  # one component's
     if value.shape != shape:
         raise ValueError(
             f"The parameter '{covariance_type} covariance_prior' should have the shape of {shape}, but got {value.shape}"
