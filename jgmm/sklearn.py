@@ -57,6 +57,15 @@ def _warn_not_converged():
     )
 
 
+def _continued(result, run, previous_bound, tol):
+    """A warm start's result as scikit-learn's: it compares the first
+    iteration's bound with the previous fit's, and within ``tol`` stops
+    after that iteration, converged (``run(max_iter)`` fits again)."""
+    if int(result.n_iter) == 0 or abs(float(result.history[0]) - previous_bound) >= tol:
+        return result
+    return (run(1) if int(result.n_iter) > 1 else result)._replace(converged=True, status=Status.CONVERGED)
+
+
 def _precision_scope(dtype):
     """64-bit JAX inside the block for float64 data, nothing otherwise."""
     return jax.enable_x64(True) if dtype == np.float64 else contextlib.nullcontext()
@@ -182,10 +191,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 progress=self.verbose_interval if self.verbose else 0, prior=self.prior, missing=self.missing,
             ))
             result = run(self.max_iter)
-            # scikit-learn compares a warm start's first lower bound with the
-            # previous fit's: within tol, it stops after that iteration
-            if warm and abs(float(result.history[0]) - self.lower_bound_) < self.tol:
-                result = (run(1) if int(result.n_iter) > 1 else result)._replace(converged=True, status=Status.CONVERGED)
+            if warm:
+                result = _continued(result, run, self.lower_bound_, self.tol)
             self._set_fitted(result)
         return self
 
@@ -533,10 +540,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 max_iter=max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
             ))
             result = run(self.max_iter)
-            # scikit-learn compares a warm start's first bound with the previous
-            # fit's: within tol, it stops after that iteration
-            if warm and result.n_iter > 0 and abs(float(result.history[0]) - self.lower_bound_) < self.tol:
-                result = (run(1) if int(result.n_iter) > 1 else result)._replace(converged=True, status=Status.CONVERGED)
+            if warm:
+                result = _continued(result, run, self.lower_bound_, self.tol)
             self._set_fitted(result)
         return self
 

@@ -47,7 +47,7 @@ def split_components(params: GMMParams, K_from, K_to) -> GMMParams:
         k = jnp.argmax(jnp.where(active, weights * lam, -jnp.inf))
         go = slot < K_to
         one = (jnp.arange(K_max) == slot) & go
-        at_k = jnp.arange(K_max) == k  # not ``.at[k]``: a scatter under vmap (``_put``)
+        at_k = jnp.arange(K_max) == k  # not ``.at[k]``: a scatter under vmap (``put``)
         half = jnp.where(go, weights[k] / 2, weights[k])
         weights = jnp.where(one | at_k, half, weights)
         means = jnp.where(one[:, None], means[k] - step[k], means)

@@ -105,5 +105,6 @@ def fit_variational_program(key, X, w, given: dict, tol, reg_covar, init_params=
         return _ascend(start, chunks, centred, tol, reg_covar, config)
 
     states = jax.vmap(restart)(restart_keys(key, n_init), jax.tree.map(lambda a: a[0], centers))
-    best = jax.tree.map(lambda a: a[jnp.argmax(jnp.where(states.status == Status.NONFINITE, -jnp.inf, states.bound))], states)
+    won = jnp.argmax(jnp.where(states.status == Status.NONFINITE, -jnp.inf, states.bound))
+    best = jax.tree.map(lambda a: a[won], states)
     return best._replace(params=shift(best.params, offset)), states.bound, prior

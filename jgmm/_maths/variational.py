@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import betaln, digamma, gammaln
 
+from jgmm._compile import full_precision
 from jgmm._maths.em import SuffStats
 from jgmm._maths.families import family, log_gaussian
 from jgmm._maths.params import GMMParams
@@ -73,6 +74,7 @@ class VariationalParams:
     covariance_type: str = dataclasses.field(default="full", metadata=dict(static=True))
 
     @property
+    @full_precision
     def covariances(self) -> jax.Array:
         """The normalised scale W_k⁻¹ / ν_k in scikit-learn's ``covariances_`` shape."""
         return family(self.covariance_type).covariances(self.prec_chol)
