@@ -66,6 +66,19 @@ def _continued(result, run, previous_bound, tol):
     return (run(1) if int(result.n_iter) > 1 else result)._replace(converged=True, status=Status.CONVERGED)
 
 
+def _check_warm_start(params, K: int, covariance_type, D: int):
+    """A warm start continues the previous fit (``params``): it needs the same K, family and D."""
+    previous = (params.means.shape[0], params.covariance_type, params.means.shape[1])
+    now = (K, family(covariance_type).name, D)
+    if previous != now:
+        raise ValueError(
+            f"warm_start=True continues the previous fit, which has n_components={previous[0]}, "
+            f"covariance_type={previous[1]!r} and {previous[2]} features; this fit asks for "
+            f"n_components={now[0]}, covariance_type={now[1]!r} on {now[2]} features. "
+            "Set warm_start=False to start anew."
+        )
+
+
 def _precision_scope(dtype):
     """64-bit JAX inside the block for float64 data, nothing otherwise."""
     return jax.enable_x64(True) if dtype == np.float64 else contextlib.nullcontext()
@@ -176,7 +189,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
             warm = self.warm_start and hasattr(self, "converged_")
             if warm:
-                self._check_warm_start(X)
+                _check_warm_start(self.params_, self.n_components, self.covariance_type, X.shape[1])
             n_init = 1 if warm else self.n_init
             key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             init = self._starting_params(X, w, key, n_init) if not warm else self._cast(self.params_, X.dtype)
@@ -208,18 +221,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._set_params(jax.device_get(init))
         self.status_, self.converged_, self.n_iter_ = Status.MAX_ITER, False, 0
         self.lower_bound_, self.lower_bounds_ = -np.inf, []
-
-    def _check_warm_start(self, X):
-        """A warm start continues the previous fit: it needs the same model and D."""
-        previous = (self.params_.n_components, self.params_.covariance_type, self.params_.n_features)
-        now = (self.n_components, family(self.covariance_type).name, X.shape[1])
-        if previous != now:
-            raise ValueError(
-                f"warm_start=True continues the previous fit, which has n_components={previous[0]}, "
-                f"covariance_type={previous[1]!r} and {previous[2]} features; this fit asks for "
-                f"n_components={now[0]}, covariance_type={now[1]!r} on {now[2]} features. "
-                "Set warm_start=False to start anew."
-            )
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return (N,) component labels of X."""
@@ -528,7 +529,16 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             )
         with _precision_scope(X.dtype):
             w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
-            warm = self.warm_start and hasattr(self, "converged_") and self.params_.means.shape == (self.n_components, X.shape[1])
+            warm = self.warm_start and hasattr(self, "converged_")
+            if warm:
+                _check_warm_start(self.params_, self.n_components, self.covariance_type, X.shape[1])
+                previous = "dirichlet_process" if np.ndim(self.params_.weight_concentration) == 2 else "dirichlet_distribution"
+                if previous != self.weight_concentration_prior_type:
+                    raise ValueError(
+                        f"warm_start=True continues the previous fit, whose weight_concentration_prior_type is "
+                        f"{previous!r}; this fit asks for {self.weight_concentration_prior_type!r}. "
+                        "Set warm_start=False to start anew."
+                    )
             key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             run = lambda max_iter: jax.device_get(fit_variational(
                 key, X, self.n_components, self.covariance_type,
@@ -538,6 +548,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 degrees_of_freedom_prior=self.degrees_of_freedom_prior, covariance_prior=self.covariance_prior,
                 n_init=1 if warm else self.n_init, init=self._cast(self.params_, X.dtype) if warm else self.init_params,
                 max_iter=max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
+                progress=self.verbose_interval if self.verbose else 0,
             ))
             result = run(self.max_iter)
             if warm:

@@ -121,3 +121,30 @@ def test_warm_start_one_iteration_at_a_time_is_scikit_learns():
     assert converged[-1] and not any(converged[:-1])
     assert np.all(np.diff(bounds) > -1e-6 * np.abs(bounds[1:]))  # the bound does not fall
     assert ours.n_iter_ == 1 and theirs.n_iter_ == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(n_components=2), "n_components=3, covariance_type='full' and 2 features.*n_components=2"),
+    (dict(covariance_type="diag"), "covariance_type='diag'"),
+    (dict(weight_concentration_prior_type="dirichlet_distribution"), "'dirichlet_process'.*'dirichlet_distribution'"),
+])
+def test_warm_start_refuses_another_model(change, message):
+    """As jgmm's GaussianMixture: a warm start that cannot continue says what differs."""
+    X = blobs(1, N=200)[0]
+    model = BayesianGaussianMixture(n_components=3, warm_start=True, random_state=0, max_iter=300).fit(X)
+    with pytest.raises(ValueError, match=f"previous fit.*{message}.*warm_start=False"):
+        model.set_params(**change).fit(X)
+
+
+def test_verbose_reports_progress_on_stderr(capfd):
+    X = blobs(1, N=200)[0]
+    model = BayesianGaussianMixture(n_components=3, max_iter=7, tol=0.0, verbose=1, verbose_interval=3,
+                                    n_init=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    lines = capfd.readouterr().err.splitlines()
+    assert [line.split(": iteration ")[1].split(",")[0] for line in lines] == ["3", "6"]
+    assert all("2/2 fits running" in line for line in lines)
+    best = float(lines[-1].split("lower bound ")[1].split(",")[0])  # the best running restart's bound
+    assert best >= model.lower_bounds_[5] - 1e-6 * abs(best)

@@ -112,6 +112,7 @@ def fit_variational(
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
     sample_weight: ArrayLike | None = None,
+    progress: int = 0,
     chunk_size: int | None = None,
 ) -> VariationalResult:
     """Fit a variational Bayesian Gaussian mixture, all restarts in one compiled program.
@@ -148,6 +149,8 @@ def fit_variational(
       reg_covar: added to the diagonal of each component's scatter.
       sample_weight: optional (N,) non-negative weights; weight m is the
         row m times.
+      progress: if > 0, print the iteration and the best running bound on
+        stderr every ``progress`` iterations, from inside the compiled loop.
       chunk_size: rows per chunk of the pass (static; default from a budget).
 
     Returns:
@@ -157,7 +160,7 @@ def fit_variational(
     covariance_type = check_choice(covariance_type, "covariance_type", tuple(f.name for f in SCIKIT_LEARN))
     prior_type = check_choice(weight_concentration_prior_type, "weight_concentration_prior_type", PRIOR_TYPES)
     max_iter = check_int(max_iter, "max_iter", 0)
-    p = prepare(key, X, sample_weight, n_init, max(max_iter, 1), tol, reg_covar, 0, chunk_size, "freeze", "error")
+    p = prepare(key, X, sample_weight, n_init, max(max_iter, 1), tol, reg_covar, progress, chunk_size, "freeze", "error")
     K = check_int(n_components, "n_components", 1)
     if K > p.N:
         raise ValueError(f"n_components={K} must be at most the number of samples, {p.N}.")
@@ -171,7 +174,7 @@ def fit_variational(
         init_params, init = _check_start(init, K, p.X, covariance_type, prior_type), "params"
     config = VariationalConfig(
         Seeding(K, check_init(init) if init_params is None else init, p.n_init), covariance_type, prior_type,
-        max_iter, p.chunk_rows(K, covariance_type), p.mesh,
+        max_iter, p.chunk_rows(K, covariance_type), p.mesh, p.progress,
     )
     best, bounds, prior = fit_variational_program(p.key, p.X, p.w, given, p.tol, p.reg_covar, init_params, config=config)
     return VariationalResult(best.params, prior, best.bound, best.n_iter, best.status == Status.CONVERGED,

@@ -108,17 +108,18 @@ def em_loop(
     return fit_result(s)
 
 
-def report_progress(label: str, iteration, log_likelihood, running, n_components) -> None:
-    """Print one progress line on stderr: the iteration, the best mean
-    log-likelihood among the members still running, how many run."""
+def report_progress(label: str, iteration, value, running, n_components, quantity: str = "log-likelihood") -> None:
+    """Print one progress line on stderr: the iteration, the best
+    ``quantity`` (``value``, one per member) among the members still
+    running, how many run."""
     running = np.asarray(running)
     if not running.any():
         return
     K = np.asarray(n_components)[running]
     cells = f"K={K.min()}" if K.min() == K.max() else f"K={K.min()}..{K.max()}"
-    best = np.max(np.asarray(log_likelihood)[running])
+    best = np.max(np.asarray(value)[running])
     print(
-        f"jgmm {label} {cells}: iteration {int(iteration)}, log-likelihood {best:.6f}, "
+        f"jgmm {label} {cells}: iteration {int(iteration)}, {quantity} {best:.6f}, "
         f"{int(running.sum())}/{running.size} fits running",
         file=sys.stderr,
         flush=True,

@@ -12,6 +12,7 @@ As scikit-learn, a restart stops when its bound changes by less than
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -20,6 +21,7 @@ from jax.sharding import Mesh
 
 from jgmm._compile import jit
 from jgmm._engine.init import Seeding, initial_stats, restart_keys, seed_program
+from jgmm._engine.loop import report_progress
 from jgmm._engine.passes import Chunks, pass_sums
 from jgmm._maths.params import Status
 from jgmm._maths.variational import VariationalParams, default_prior, e_step_mixture, lower_bound, variational_m_step
@@ -35,6 +37,8 @@ class VariationalConfig(NamedTuple):
       max_iter: maximum iterations; 0: the fit is the start.
       chunk_size: rows per chunk of the pass.
       mesh: the one-axis mesh X and w are split along, or None.
+      progress: report on stderr every ``progress`` iterations; 0: nothing
+        is compiled for it.
     """
 
     seeding: Seeding
@@ -43,6 +47,7 @@ class VariationalConfig(NamedTuple):
     max_iter: int
     chunk_size: int
     mesh: Mesh | None = None
+    progress: int = 0
 
 
 class _State(NamedTuple):
@@ -54,12 +59,13 @@ class _State(NamedTuple):
     done: jax.Array
 
 
-def _ascend(start: VariationalParams, chunks: Chunks, prior, tol, reg_covar, config: VariationalConfig) -> _State:
-    """Iterate one restart from ``start`` until its bound changes by less
-    than ``tol`` (CONVERGED), is not finite (NONFINITE: the last finite
-    parameters are kept) or ``max_iter`` iterations ran (MAX_ITER)."""
+def _ascend(starts: VariationalParams, chunks: Chunks, prior, tol, reg_covar, config: VariationalConfig) -> _State:
+    """Iterate (M,)-batched restarts from ``starts`` until each bound
+    changes by less than ``tol`` (CONVERGED), is not finite (NONFINITE: the
+    last finite parameters are kept) or ``max_iter`` iterations ran
+    (MAX_ITER); a restart that has stopped keeps its state."""
 
-    def body(s: _State) -> _State:
+    def step(s: _State) -> _State:
         sums = pass_sums(e_step_mixture(s.params), chunks, entropy=True)
         new = variational_m_step(sums.stats, prior, config.covariance_type, reg_covar, config.prior_type)
         bound = lower_bound(new, sums.entropy)
@@ -68,13 +74,27 @@ def _ascend(start: VariationalParams, chunks: Chunks, prior, tol, reg_covar, con
         n_iter = s.n_iter + 1
         status = jnp.where(finite, jnp.where(converged, Status.CONVERGED, Status.MAX_ITER), Status.NONFINITE)
         params = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, s.params)
-        return _State(params, jnp.where(finite, bound, s.bound), n_iter, status.astype(jnp.int32),
-                      s.history.at[s.n_iter].set(bound), ~finite | converged | (n_iter >= config.max_iter))
+        moved = _State(params, jnp.where(finite, bound, s.bound), n_iter, status.astype(jnp.int32),
+                       s.history.at[s.n_iter].set(bound), ~finite | converged | (n_iter >= config.max_iter))
+        return jax.tree.map(lambda old, now: jnp.where(s.done, old, now), s, moved)
 
-    dtype = start.means.dtype
-    s = _State(start, jnp.asarray(-jnp.inf, dtype), jnp.int32(0), jnp.int32(Status.MAX_ITER),
-               jnp.full((config.max_iter,), jnp.nan, dtype), jnp.bool_(False))
-    return s if config.max_iter == 0 else jax.lax.while_loop(lambda s: ~s.done, body, s)
+    def body(carry):
+        t, s = carry
+        s = jax.vmap(step)(s)
+        if config.progress:
+            K = jnp.full(s.done.shape, config.seeding.n_components)
+            report = functools.partial(report_progress, "fit_variational", quantity="lower bound")
+            jax.lax.cond((t + 1) % config.progress == 0,
+                         lambda: jax.debug.callback(report, t + 1, s.bound, ~s.done, K), lambda: None)
+        return t + 1, s
+
+    M, dtype = starts.means.shape[0], starts.means.dtype
+    s = _State(starts, jnp.full((M,), -jnp.inf, dtype), jnp.zeros((M,), jnp.int32),
+               jnp.full((M,), Status.MAX_ITER, jnp.int32), jnp.full((M, config.max_iter), jnp.nan, dtype),
+               jnp.zeros((M,), bool))
+    if config.max_iter == 0:
+        return s
+    return jax.lax.while_loop(lambda c: jnp.any(~c[1].done), body, (jnp.int32(0), s))[1]
 
 
 @jit(static_argnames="config")
@@ -96,15 +116,14 @@ def fit_variational_program(key, X, w, given: dict, tol, reg_covar, init_params=
     mask = jnp.ones((K,), bool)
     shift = lambda params, by: dataclasses.replace(params, means=params.means + by)
 
-    def restart(key, centers):
+    def start(key, centers):
         if init_params is not None:
-            start = shift(init_params, -offset)
-        else:
-            stats = initial_stats(key, chunks, mask, init, config.covariance_type, centers)
-            start = variational_m_step(stats, centred, config.covariance_type, reg_covar, config.prior_type)
-        return _ascend(start, chunks, centred, tol, reg_covar, config)
+            return shift(init_params, -offset)
+        stats = initial_stats(key, chunks, mask, init, config.covariance_type, centers)
+        return variational_m_step(stats, centred, config.covariance_type, reg_covar, config.prior_type)
 
-    states = jax.vmap(restart)(restart_keys(key, n_init), jax.tree.map(lambda a: a[0], centers))
+    starts = jax.vmap(start)(restart_keys(key, n_init), jax.tree.map(lambda a: a[0], centers))
+    states = _ascend(starts, chunks, centred, tol, reg_covar, config)
     won = jnp.argmax(jnp.where(states.status == Status.NONFINITE, -jnp.inf, states.bound))
     best = jax.tree.map(lambda a: a[won], states)
     return best._replace(params=shift(best.params, offset)), states.bound, prior
