@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture as _SklearnBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as _SklearnGaussianMixture
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jgmm._compile import jit
@@ -160,7 +160,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """scikit-learn's parameter validation, and ``covariance_type`` among
         the registered families (``jgmm.Family``)."""
         self._validate_params()
-        check_covariance_type(self.covariance_type)
+        try:
+            check_covariance_type(self.covariance_type)
+        except ValueError as error:  # scikit-learn's error type, and its words naming the estimator
+            message = str(error).replace("parameter must", f"parameter of {type(self).__name__} must")
+            raise InvalidParameterError(message) from None
 
     def _validated(self, X, **kwargs):
         """``validate_data`` for float data; NaN passes when ``missing`` is "marginalize"."""

@@ -175,7 +175,7 @@ def test_sample_and_feature_names():
     "kwargs, message",
     [
         (dict(n_components=0), "'n_components' parameter .* must be an int in the range \\[1, inf\\)"),
-        (dict(covariance_type="banana"), "'covariance_type' parameter"),
+        (dict(covariance_type="banana"), "'covariance_type' parameter of GaussianMixture must be a str among .*'full'"),
         (dict(n_components=500), "Expected n_samples >= n_components"),
         (dict(precisions_init=-np.ones((3, 2, 2))), "'full precision' should be symmetric, positive-definite"),
         (dict(covariance_type="diag", precisions_init=np.zeros((3, 2))), "'diag precision' should be positive"),
@@ -185,8 +185,11 @@ def test_sample_and_feature_names():
 )
 def test_invalid_parameters_are_reported(kwargs, message):
     X, _, _ = blobs(42, N=200)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         GaussianMixture(**{"n_components": 3, **kwargs}).fit(X)
+    with pytest.raises(ValueError) as theirs:
+        sklearn.mixture.GaussianMixture(**{"n_components": 3, **kwargs}).fit(X)
+    assert type(error.value) is type(theirs.value)
 
 
 @pytest.mark.parametrize(

@@ -207,8 +207,10 @@ def pass_sums(
             log_p = jnp.where(w > 0, log_norm, jnp.inf)
             n = jnp.argmin(log_p)
             found = Worst(log_p[n], X[n])
-        log_max = w @ jnp.log(jnp.max(resp, axis=1)) if assigned else None
-        spread = -w @ jnp.sum(xlogy(resp, resp), axis=1) if entropy else None
-        return PassSums(w @ log_norm, stats, found, log_max, spread)
+        # Sums over rows as reductions, not (w @): a matrix-vector product's
+        # rounding depends on how many fits are batched beside this one.
+        log_max = jnp.sum(w * jnp.log(jnp.max(resp, axis=1))) if assigned else None
+        spread = -jnp.sum(w * jnp.sum(xlogy(resp, resp), axis=1)) if entropy else None
+        return PassSums(jnp.sum(w * log_norm), stats, found, log_max, spread)
 
     return accumulate(chunk, params.covariance_type, params.n_components, chunks, worst, assigned, entropy)
