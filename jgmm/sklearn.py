@@ -31,6 +31,7 @@ from jgmm._drivers.online import online_init, online_step
 from jgmm._drivers.variational import fit_variational
 from jgmm._engine.init import INIT_METHODS, OLD_NAMES, check_init, initial_params
 from jgmm._engine.planning import default_chunk_size
+from jgmm._engine.step import ON_COLLAPSE
 from jgmm._engine.shard import data_mesh
 from jgmm._maths.criteria import aic, bic
 from jgmm._maths.families import family
@@ -96,7 +97,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ``missing`` ("error" or "marginalize"): with "marginalize", NaN entries
     are missing values, in ``fit`` (exact EM, as ``jgmm.fit(missing=...)``),
     ``partial_fit`` (stepwise EM on the observed data) and every method that
-    scores or labels samples (their observed features only).
+    scores or labels samples (their observed features only). And
+    ``on_collapse`` ("keep", as scikit-learn; "freeze" or "reseed", see
+    ``jgmm.fit``): what ``fit`` does with a component that collapses onto
+    a few samples (a spurious maximum); with "freeze" it is given weight 0,
+    with a ConvergenceWarning.
 
     Attributes (after ``fit``), as scikit-learn's: weights_ (K,), means_
     (K, D), covariances_, precisions_, precisions_cholesky_ (family shapes),
@@ -111,6 +116,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "covariance_type": "no_validation",  # any registered family (jgmm.Family), checked in fit
         "prior": "no_validation",
         "missing": [StrOptions(set(MISSING))],
+        "on_collapse": [StrOptions(set(ON_COLLAPSE))],
         "init_params": [StrOptions(set(INIT_METHODS) | set(OLD_NAMES))],  # scikit-learn's and jgmm's "hc"
     }
 
@@ -133,6 +139,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose_interval=10,
         prior=None,
         missing="error",
+        on_collapse="keep",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -150,6 +157,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.prior = prior
         self.missing = missing
+        self.on_collapse = on_collapse
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -206,6 +214,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 key, data, self.n_components, self.covariance_type, n_init=n_init, init=init,
                 max_iter=max_iter, tol=self.tol, reg_covar=self.reg_covar, sample_weight=w,
                 progress=self.verbose_interval if self.verbose else 0, prior=self.prior, missing=self.missing,
+                on_collapse=self.on_collapse,
             ))
             result = run(self.max_iter)
             if warm:
@@ -318,9 +327,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         history = np.asarray(result.history)[: self.n_iter_]
         self.lower_bounds_ = [float(v) for v in history]
         self.lower_bound_ = float(history[-1]) if history.size else float(result.log_likelihood)
-        # every restart failed; or, with no regularisation, a covariance is
-        # singular: scikit-learn's Cholesky fails there
-        if self.status_ == Status.NONFINITE or (self.status_ == Status.DEGENERATE and self.reg_covar == 0):
+        # every restart failed; or a covariance is singular (with "keep", or
+        # with no regularisation): scikit-learn's Cholesky fails there
+        singular = self.status_ == Status.DEGENERATE and (self.on_collapse == "keep" or self.reg_covar == 0)
+        if self.status_ == Status.NONFINITE or singular:
             raise ValueError(f"Fitting the mixture model failed because {_ILL_DEFINED}")
         if self.status_ == Status.DEGENERATE:
             warnings.warn(

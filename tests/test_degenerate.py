@@ -131,3 +131,19 @@ def test_reseeded_fits_go_on_and_stay_finite(covariance_type):
         assert np.all(np.isfinite(np.asarray(leaf)))
     selection = jgmm.select(jax.random.key(0), X, range(1, 4), (covariance_type,), n_init=2, on_collapse="reseed")
     assert np.all(np.isfinite(selection.to_dict()["total_log_likelihood"]))
+
+
+@pytest.mark.parametrize("covariance_type", COLLAPSING)
+def test_keep_lets_a_collapsed_component_go_on_unless_it_is_singular(x64, covariance_type):
+    """on_collapse="keep" (scikit-learn's rule): the component on the copies
+    stays at the reg_covar floor and EM goes on; with reg_covar = 0 its
+    covariance is zero to rounding: the fit fails (DEGENERATE, or NONFINITE
+    where its precision overflows first), as scikit-learn's Cholesky does."""
+    X, start = clump_start(covariance_type)
+    kept = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, on_collapse="keep")
+    assert kept.status == jgmm.Status.CONVERGED
+    assert float(kept.params.weights[2]) == pytest.approx(12 / len(X), rel=1e-6)
+    variances = np.ravel(np.asarray(kept.params.covariances)[2])
+    np.testing.assert_allclose(variances[variances > 1e-9], 1e-6, rtol=1e-6)  # the reg_covar floor
+    singular = jgmm.fit(jax.random.key(0), X, 3, covariance_type, init=start, on_collapse="keep", reg_covar=0.0)
+    assert int(singular.status) in (jgmm.Status.DEGENERATE, jgmm.Status.NONFINITE)

@@ -296,11 +296,28 @@ def test_verbose_reports_progress_on_stderr(capfd):
 
 
 @pytest.mark.parametrize("covariance_type", COLLAPSING)
-def test_a_degenerate_fit_warns_in_scikit_learns_words(covariance_type):
+def test_a_collapsing_component_is_kept_as_scikit_learn_keeps_it(covariance_type):
+    """By default (on_collapse="keep") a component on duplicated points goes
+    on at the reg_covar floor, as scikit-learn's: the same fit, no warning."""
+    X, start = clump_start(covariance_type)
+    given = dict(weights_init=np.asarray(start.weights), means_init=np.asarray(start.means),
+                 precisions_init=np.asarray(start.precisions), covariance_type=covariance_type)
+    theirs = sklearn.mixture.GaussianMixture(3, **given).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = GaussianMixture(3, **given).fit(X)
+    assert (ours.n_iter_, ours.converged_) == (theirs.n_iter_, theirs.converged_)
+    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-8)  # a 1e-6 variance amplifies rounding
+    np.testing.assert_allclose(ours.weights_, theirs.weights_, atol=1e-12)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COLLAPSING)
+def test_on_collapse_freeze_drops_the_component_with_scikit_learns_words(covariance_type):
     X, start = clump_start(covariance_type)
     model = GaussianMixture(
         3, covariance_type=covariance_type, weights_init=np.asarray(start.weights), means_init=np.asarray(start.means),
-        precisions_init=np.asarray(start.precisions),
+        precisions_init=np.asarray(start.precisions), on_collapse="freeze",
     )
     with pytest.warns(ConvergenceWarning, match="ill-defined empirical covariance .* Try to decrease the number of components"):
         model.fit(X)
@@ -317,8 +334,8 @@ def test_a_singular_covariance_without_regularisation_is_scikit_learns_error():
             Estimator(3, reg_covar=0.0, random_state=0).fit(X)
         messages.append(str(error.value))
     assert messages[1] == messages[0]
-    with pytest.warns(ConvergenceWarning, match="degenerate"):  # regularised, jgmm drops the component
-        GaussianMixture(3, random_state=0).fit(X)
+    with pytest.warns(ConvergenceWarning, match="degenerate"):  # regularised, "freeze" drops the component
+        GaussianMixture(3, random_state=0, on_collapse="freeze").fit(X)
 
 
 def test_every_restart_failing_is_scikit_learns_error():

@@ -191,6 +191,9 @@ def fit(
         the data's covariance and goes on (at most ``MAX_RESEEDS`` times per
         fit, then "freeze"). Re-seeding lowers the log-likelihood for an
         iteration, so the history is not monotone across a re-seed.
+        "keep": scikit-learn's behaviour; a component goes on at its
+        ``reg_covar``-floored covariance (only one whose covariance is zero
+        to rounding, or singular, is frozen).
       prior: None (maximum likelihood), "default" (``jgmm.default_prior``
         of X for this K and family, mclust's defaults) or a ``jgmm.Prior``:
         fit the posterior mode (MAP) under the conjugate prior instead, with

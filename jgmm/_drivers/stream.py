@@ -304,8 +304,8 @@ def fit_stream(
     params = batched_starts(key, sample, ones, init, n_init, K, covariance_type, reg_covar)
     centre = jnp.asarray(centre)
     params = shift_means(params, -centre)
-    data_cov, reseed_with = collapse_references(sample - centre, ones, covariance_type, reg_covar, on_collapse)
-    settings = Settings(tol, reg_covar, data_cov, reseed_with)
+    data_cov, collapse_reg, reseed_with = collapse_references(sample - centre, ones, covariance_type, reg_covar, on_collapse)
+    settings = Settings(tol, reg_covar, data_cov, collapse_reg, reseed_with)
     worst = reseed_with is not None
     mask = jnp.ones((n_init, K), bool)
     state = initial_state(params, max_iter)

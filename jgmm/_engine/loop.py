@@ -138,7 +138,7 @@ class GridConfig(NamedTuple):
       chunk_size: rows per chunk of the EM pass.
       cells_per_batch: cells (values of K) fitted side by side.
       progress: ``(label, every)`` to report on stderr, or None (``em_loop``).
-      on_collapse: "freeze" or "reseed" (``fit``).
+      on_collapse: "freeze", "reseed" or "keep" (``fit``).
       mesh: the one-axis mesh X and w are split along (``jgmm._engine.shard``), or None.
       prior_per_k: divide the prior's scale by each cell's K^(2/D) (``em_loop``).
       assigned: also return ICL's classification term of each cell's best fit.
@@ -203,8 +203,10 @@ def _grid_program(key, n_active, X, w, tol, reg_covar, init_params, seeds=None, 
     chunks = Chunks(X, w, offset, config.chunk_size, config.mesh, missing=missing)
     if prior is not None:
         prior = prior._replace(mean=prior.mean - offset)
-    data_cov, reseed_with = collapse_references(*subsample(chunks), covariance_type, reg_covar, config.on_collapse)
-    settings = Settings(tol, reg_covar, data_cov, reseed_with, prior)
+    data_cov, collapse_reg, reseed_with = collapse_references(
+        *subsample(chunks), covariance_type, reg_covar, config.on_collapse
+    )
+    settings = Settings(tol, reg_covar, data_cov, collapse_reg, reseed_with, prior)
 
     def start(key, mask, restart, centers):
         if init_params is None:

@@ -31,7 +31,11 @@ batch:
   left) and stops the fit there, its parameters finite; "reseed" restarts a
   collapsed component at the sample the mixture explains worst, with the
   data's covariance, and goes on, DEGENERATE only once ``MAX_RESEEDS``
-  re-seeds are spent.
+  re-seeds are spent; "keep" (scikit-learn's behaviour) lets a component
+  go on at its ``reg_covar``-floored covariance: only one whose covariance
+  is zero to rounding along some axis (the floor without ``reg_covar``), or
+  not positive definite, is frozen (DEGENERATE; scikit-learn's Cholesky
+  fails there).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from jgmm._maths.prior import Prior, map_params_and_singular
 COLLAPSE_FACTOR = 10.0
 DATA_SCALE_FACTOR = 1e3
 MAX_RESEEDS = 10
-ON_COLLAPSE = ("freeze", "reseed")
+ON_COLLAPSE = ("freeze", "reseed", "keep")
 
 
 class EMState(NamedTuple):
@@ -167,6 +171,9 @@ class Settings(NamedTuple):
       tol: () convergence threshold on the change of mean log-likelihood.
       reg_covar: () covariance regularisation.
       data_cov: (D, D) data covariance, the scale for the collapse rule.
+      collapse_reg: () the regularisation the rule's floor counts:
+        reg_covar; 0 for ``on_collapse="keep"``, whose rule finds only
+        covariances that are zero to rounding along some axis.
       reseed_with: None to freeze collapsed components; or a one-component
         GMMParams of the data, to re-seed them (``reseed_component``).
       prior: None for maximum likelihood, or a ``jgmm.Prior`` in the data's
@@ -176,6 +183,7 @@ class Settings(NamedTuple):
     tol: jax.Array
     reg_covar: jax.Array
     data_cov: jax.Array
+    collapse_reg: jax.Array
     reseed_with: GMMParams | None = None
     prior: Prior | None = None
 
@@ -196,11 +204,11 @@ def em_step(s: EMState, sums: PassSums, weight, mask, settings: Settings, max_it
       max_iter: static maximum number of iterations.
     """
     ll = sums.total / weight
-    tol, reg_covar, data_cov, reseed_with, prior = settings
+    tol, reg_covar, data_cov, collapse_reg, reseed_with, prior = settings
     new, singular = m_step_from_stats(sums.stats, s.params.covariance_type, reg_covar, prior, s.params)
     new = mask_components(new, mask)
     bad = ~jnp.isfinite(ll) | ~_usable(new)
-    collapsed = (collapsed_components(new, reg_covar, data_cov) | singular) & mask
+    collapsed = (collapsed_components(new, collapse_reg, data_cov) | singular) & mask
     reseeded = jnp.asarray(False)
     if reseed_with is not None:
         reseeded = jnp.any(collapsed) & (s.reseeds < MAX_RESEEDS)
@@ -258,14 +266,16 @@ def fit_result(s: EMState) -> FitResult:
 
 def collapse_references(X_sample, w_sample, covariance_type: str, reg_covar, on_collapse: str):
     """From a (centred) sample of the data: their (D, D) covariance, the scale
-    of the collapse rule; and for ``on_collapse="reseed"`` the one-component
-    GMMParams re-seeded components start from (else None)."""
+    of the collapse rule; the regularisation its floor counts (``Settings``);
+    and for ``on_collapse="reseed"`` the one-component GMMParams re-seeded
+    components start from (else None)."""
     data_cov = (X_sample * w_sample[:, None]).T @ X_sample / jnp.sum(w_sample)
+    collapse_reg = jnp.zeros_like(reg_covar) if on_collapse == "keep" else reg_covar
     if on_collapse != "reseed":
-        return data_cov, None
+        return data_cov, collapse_reg, None
     shift = (w_sample @ X_sample) / jnp.sum(w_sample)
     stats = stats_about(w_sample[:, None], X_sample, shift, covariance_type)
-    return data_cov, params_and_singular(stats, covariance_type, reg_covar)[0]
+    return data_cov, collapse_reg, params_and_singular(stats, covariance_type, reg_covar)[0]
 
 
 def best_member(results: FitResult) -> jax.Array:
