@@ -45,7 +45,7 @@ def test_bad_data(data, message):
         (dict(sample_weight=-np.ones(20)), "Negative values in sample_weight"),
         (dict(sample_weight=np.zeros(20)), "sample_weight must not be all zero"),
         (dict(sample_weight=np.full(20, np.nan)), "sample_weight contains NaN"),
-        (dict(on_collapse="ignore"), "'on_collapse' parameter must be a str among \\{'freeze', 'reseed'\\}"),
+        (dict(on_collapse="ignore"), "'on_collapse' parameter must be a str among \\{'freeze', 'keep', 'reseed'\\}"),
     ],
 )
 def test_bad_parameters(kwargs, message):
