@@ -132,14 +132,15 @@ def same_start():
             history_gap = (np.max(np.abs(np.subtract(theirs.lower_bounds_, ours.lower_bounds_)))
                            if len(theirs.lower_bounds_) == len(ours.lower_bounds_) else np.inf)
             dtypes = {a: (np.asarray(getattr(theirs, a)).dtype, np.asarray(getattr(ours, a)).dtype) for a in ATTRIBUTES}
+            same_dtypes = all(a == b for a, b in dtypes.values())
             worst = max(gaps.values())
             tolerance = 1e-8 if dtype == np.float64 else 1e-3
             same = (theirs.n_iter_ == ours.n_iter_ and theirs.converged_ == ours.converged_ and worst < tolerance
-                    and bound_gap < tolerance and all(a == b for a, b in dtypes.values()))
+                    and bound_gap < tolerance and same_dtypes)
             report(f"EM from the same start, {covariance_type}, {np.dtype(dtype).name}", same,
                    f"n_iter_ {theirs.n_iter_}/{ours.n_iter_}, converged_ {theirs.converged_}/{ours.converged_}, "
                    f"largest parameter gap {worst:.1e}, lower_bound_ gap {bound_gap:.1e}, lower_bounds_ gap "
-                   f"{history_gap:.1e}, attribute dtypes {'equal' if same or all(a == b for a, b in dtypes.values()) else dtypes}")
+                   f"{history_gap:.1e}, attribute dtypes {'equal' if same_dtypes else dtypes}")
             methods = {
                 "score_samples": lambda m: m.score_samples(X), "score": lambda m: m.score(X),
                 "predict_proba": lambda m: m.predict_proba(X), "predict": lambda m: m.predict(X),

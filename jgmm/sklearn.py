@@ -31,8 +31,8 @@ from jgmm._drivers.online import online_init, online_step
 from jgmm._drivers.variational import fit_variational
 from jgmm._engine.init import INIT_METHODS, OLD_NAMES, check_init, initial_params
 from jgmm._engine.planning import default_chunk_size
-from jgmm._engine.step import ON_COLLAPSE
 from jgmm._engine.shard import data_mesh
+from jgmm._engine.step import ON_COLLAPSE
 from jgmm._maths.criteria import aic, bic
 from jgmm._maths.families import family
 from jgmm._maths.params import GMMParams, Status
